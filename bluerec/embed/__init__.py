@@ -1,0 +1,14 @@
+"""Dense embeddings for profiles (queries) and items (documents), with an on-disk item cache."""
+
+from bluerec.embed.cache import CacheNamespace, ItemEmbeddingCache, embed_items
+from bluerec.embed.embedder import DEFAULT_MODEL, Embedder, EmbedderConfig, resolve_device
+
+__all__ = [
+    "DEFAULT_MODEL",
+    "CacheNamespace",
+    "Embedder",
+    "EmbedderConfig",
+    "ItemEmbeddingCache",
+    "embed_items",
+    "resolve_device",
+]
