@@ -20,6 +20,8 @@ What the staged tables hold (beyond :mod:`bluerec.data.schema`):
 
 from __future__ import annotations
 
+import contextlib
+
 import duckdb
 
 from bluerec.data.config import SourceConfig
@@ -47,5 +49,8 @@ def stage_source(con: duckdb.DuckDBPyConnection, source: SourceConfig, on_error:
     con.execute(STAGED_ITEMS_DDL)
     try:
         _STAGERS[source.format](con, source, on_error, report)
-    finally:
-        drop_temp(con)
+    except BaseException:
+        with contextlib.suppress(duckdb.Error):  # never mask the real error with a cleanup error
+            drop_temp(con)
+        raise
+    drop_temp(con)

@@ -7,14 +7,15 @@ DuckDB's vectorised engine (and can spill to disk) instead of a Python loop:
    delimiter is ``\\x01`` and which has no quoting, so every physical line is one row; ``row_number() OVER ()``
    is a *streaming* window in DuckDB and numbers rows in file order even when the scan runs in parallel.
    Empty lines come back as NULL and are dropped after numbering, so line numbers stay exact.
-2. :func:`parse_json` (or a format's own SQL) turns each row into typed columns plus an ``err`` struct
+2. :func:`parse_json_sql` (or a format's own SQL) turns each row into typed columns plus an ``err`` struct
    (field, reason, detail) describing the first problem of the row, into a temp table.
 3. :func:`settle` turns the bad rows into :class:`DataError` (raise: the first one in file order; skip: one
    count per (field, reason), in bulk) and deletes them, so the table only holds good rows.
 
-Lines that DuckDB cannot even read (invalid UTF-8, a raw ``\\x01``, longer than ``MAX_LINE_BYTES``) make the
-scan fail as a whole; only then a Python pass finds them (:func:`_scan_unreadable`) and, under ``skip``,
-writes a copy with those lines blanked, so their numbers and every other line survive.
+Lines that DuckDB cannot even read (invalid UTF-8, a raw ``\\x01`` or mid-line ``\\r``, longer than
+``MAX_LINE_BYTES``) make the scan fail as a whole; only then a Python pass finds them
+(:func:`_scan_unreadable`) and, under ``skip``, writes a plain temporary copy with those lines blanked, so their
+numbers and every other line survive.
 """
 
 from __future__ import annotations
@@ -103,6 +104,8 @@ def _scan_unreadable(path: Path) -> Iterator[tuple[int, str]]:
                 yield n, f"line longer than {MAX_LINE_BYTES >> 20} MiB"
             elif b"\x01" in raw:
                 yield n, "control character \\x01 in line"
+            elif b"\r" in raw.rstrip(b"\r\n"):  # DuckDB's line reader rejects a carriage return mid-line
+                yield n, "carriage return inside line"
             else:
                 try:
                     raw.decode("utf-8")
@@ -287,8 +290,11 @@ def settle(
     Raise: the first bad row in file order. Skip: one count per (field, reason), the first row as example.
     A row with several problems counts once, for the first check that flagged it.
     """
-    if con.execute(f"SELECT count(*) = 0 FROM {table}").fetchone()[0]:  # type: ignore[index]
+    rows, errors = con.execute(f"SELECT count(*), count(err) FROM {table}").fetchone()  # type: ignore[misc]
+    if rows == 0:
         handle(DataError(path, None, None, EMPTY), on_error, report)
+        return
+    if errors == 0 and not extra:  # the common case: nothing to report
         return
     queries = [f"SELECT line_no, loc, err.field, err.reason, err.detail, 0 AS prio FROM {table} WHERE err IS NOT NULL"]
     queries += [f"SELECT *, {i} AS prio FROM ({q})" for i, q in enumerate(extra, 1)]
