@@ -103,7 +103,7 @@ def good_files(fmt: str, gz: bool) -> dict[str, list[tuple[str, list[str | bytes
         }
     if fmt == "google_local":
         return {
-            "reviews": [(f"review-Vermont.json{z}", [gl_review("101", "G1", 1000), gl_review(102, "G2", 2000),
+            "reviews": [(f"review-Vermont.json{z}", [gl_review("101", "G1", 1000), gl_review(10**20 + 2, "G2", 2000),
                                                      gl_review("101", "G2", 3000), gl_review("103", "G1", 500)])],
             "meta": [(f"meta-Vermont.json{z}", [gl_meta("G1"), gl_meta("G2", category=None, description=None,
                                                                        price=None)])],
@@ -228,7 +228,7 @@ def test_benchmark_without_reviews(tmp_path: Path) -> None:
 def test_google_local_values(tmp_path: Path) -> None:
     con, _ = stage(write_source(tmp_path, "google_local", good_files("google_local", gz=False)))
     users = [r[0] for r in con.execute("SELECT user_id FROM staged_interactions ORDER BY source_order").fetchall()]
-    assert users == ["101", "102", "101", "103"]  # an integer user_id becomes its decimal text
+    assert users == ["101", str(10**20 + 2), "101", "103"]  # integer ids (even beyond 64 bits) become exact text
     r = rows(con, "SELECT * FROM staged_interactions ORDER BY source_order LIMIT 1")[0]
     assert (r["item_id"], r["timestamp"], r["rating"], r["review_title"], r["review_text"]) == ("G1", 1000, 4.0, None, "Good food")
     items = {r["item_id"]: r for r in rows(con, "SELECT * FROM staged_items")}
@@ -339,6 +339,7 @@ BAD = [
     ("google_local", "reviews", gl_review("1", "G1", 5).replace('"rating": 4', '"rating": "five"'), "rating", "expected a number"),
     ("google_local", "reviews", b'{"user_id": "1", "gmap_id": "G1", "time": 5, "text": "caf\xe9"}', None, "not valid UTF-8"),
     ("google_local", "meta", gl_meta("G7", category="Cafe"), "category", "expected a list of strings, got string"),
+    ("google_local", "reviews", gl_review(1.5, "G1", 5), "user_id", "expected a string or integer id, got number"),  # type: ignore[arg-type]
     ("seqrec", "sequences", "{'user_id': 1}", None, "malformed JSON"),
     ("seqrec", "sequences", seq(200, [10, 11], [1]), "timestamps", "length differs from item_ids"),
     ("seqrec", "sequences", seq(200, [10, 999], [1, 2]), "item_ids", "unknown item (not in meta): '999'"),
@@ -346,6 +347,7 @@ BAD = [
     ("seqrec", "sequences", json.dumps({"user_id": 1, "item_ids": [10], "timestamps": ["1"]}), "timestamps", "expected a list of integers"),
     ("seqrec", "sequences", json.dumps({"user_id": 1, "item_ids": [10], "timestamps": [10**14]}), "timestamps", "out of range"),
     ("seqrec", "sequences", json.dumps({"user_id": 1, "item_ids": 10, "timestamps": [1]}), "item_ids", "got integer"),
+    ("seqrec", "sequences", json.dumps({"user_id": 1, "item_ids": [10.5], "timestamps": [1]}), "item_ids", "other values"),
     ("seqrec", "titles", json.dumps({"title": "x"}), "item_id", "missing"),
     ("seqrec", "titles", b'{"item_id": 50, "title": "\xc3"}', None, "not valid UTF-8"),
 ]

@@ -169,7 +169,10 @@ Kind = Literal["id", "int", "num", "str", "str_or_num", "object", "str_list", "i
 
 _INT = ("BIGINT", "UBIGINT")
 _NUM = (*_INT, "DOUBLE")
-_ID = ("VARCHAR", *_INT)
+# Integers beyond 64 bits (21-digit Google user ids written as numbers) come back as DOUBLE with their exact
+# digits kept in the JSON text, so an id may be a DOUBLE whose text is an integer literal.
+_ID = ("VARCHAR", *_NUM)
+_FRACTIONAL = "({t} = 'DOUBLE' AND NOT regexp_full_match({v}::VARCHAR, '-?[0-9]+'))"
 
 
 @dataclass(frozen=True)
@@ -230,6 +233,8 @@ def _field_sql(f: Field, v: str, t: str) -> tuple[str, str]:
         ok_elem = _types_in("json_type(x)", k.types)
         if f.kind == "int_list":
             ok_elem += " AND TRY_CAST(x AS BIGINT) IS NOT NULL"
+        if f.kind == "id_list":
+            ok_elem += " AND NOT " + _FRACTIONAL.format(t="json_type(x)", v="x")
         wrong_type = f"{t} <> 'ARRAY'"
         checks = [(f"NOT coalesce(list_bool_and(list_transform({elems}, lambda x: {ok_elem})), true)",
                    f"'expected {k.expect}, got other values in the list'")]
@@ -243,6 +248,7 @@ def _field_sql(f: Field, v: str, t: str) -> tuple[str, str]:
         if f.kind == "int":
             checks.append((f"TRY_CAST({v} AS BIGINT) IS NULL", "'integer out of range'"))
         if f.kind == "id":  # an empty id would silently merge unrelated records
+            checks.append((_FRACTIONAL.format(t=t, v=v), f"'expected {k.expect}, got number'"))
             checks.append((f"{v}->>'$' = ''", "'empty id'"))
         conv = f"CASE WHEN {_types_in(t, k.types)} THEN {k.convert.format(v=v)} END"
     missing = sql_str(MISSING) if f.required else "NULL"
@@ -269,7 +275,7 @@ def parse_json_sql(fields: Sequence[Field], carry: Sequence[str] = ()) -> str:
         f"WHEN NOT _obj THEN {err_sql(None, sql_str(MALFORMED + ' (expected an object)'))}{checks} "
         f"ELSE {NO_ERR} END AS err, {', '.join(convs)} "
         f"FROM (SELECT *, {vals} FROM (SELECT line_no, loc{carried}, try(json_extract(line, [{paths}])) AS _v, "
-        "starts_with(ltrim(line), '{') AS _obj FROM ({src})))"
+        "(left(line, 1) = '{' OR starts_with(ltrim(line), '{')) AS _obj FROM ({src})))"  # ltrim (a copy): rare
     )
 
 
