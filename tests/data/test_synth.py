@@ -342,15 +342,16 @@ def test_source_config_for_prepare(small: dict[str, Any]) -> None:
         small["result"].source()
 
 
-def test_prepare_end_to_end(small: dict[str, Any], tmp_path: Path) -> None:
+@pytest.mark.parametrize("dom", ["amazon", "google"])
+def test_prepare_end_to_end(small: dict[str, Any], tmp_path: Path, dom: str) -> None:
     prepare = pytest.importorskip("bluerec.data.prepare")
     from bluerec.data.config import PrepareConfig
     from bluerec.data.dataset import PreparedDataset
 
-    manifest = prepare.prepare_dataset(PrepareConfig(source=small["result"].source("amazon")), tmp_path / "ds")
+    manifest = prepare.prepare_dataset(PrepareConfig(source=small["result"].source(dom)), tmp_path / "ds")
     ds = PreparedDataset(tmp_path / "ds")
     test = ds.split("test")
     assert len(test) > 0.9 * 1500, manifest.get("counts")
-    truth = load_truth(small["out"] / "truth.json", "amazon")
+    truth = load_truth(small["out"] / "truth.json", dom)
     hits = sum(truth["item_cluster"][ex.item_id] == truth["users"][ex.user_id]["current_top"] for ex in test)
     assert hits / len(test) > 0.5
