@@ -30,7 +30,7 @@ def friendly_errors() -> Iterator[None]:
     """Bad input and bad config end the command with the message and exit code 2, not a traceback."""
     try:
         yield
-    except (ConfigError, DataError, FileNotFoundError) as err:
+    except (ConfigError, DataError, FileNotFoundError, FileExistsError) as err:
         console.print(f"[bold red]error:[/] {err}", markup=True, highlight=False)
         raise typer.Exit(code=2) from None
 

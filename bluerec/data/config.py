@@ -67,4 +67,5 @@ class PrepareConfig(StrictModel):
     item_text: ItemTextConfig = Field(default_factory=ItemTextConfig)
     on_error: OnError = "raise"
     memory_limit: str = "1GB"  # DuckDB memory limit; larger inputs spill to disk
+    temp_directory: Path | None = None  # where DuckDB spills (default: a scratch folder beside the output)
     threads: int = Field(2, ge=1)
