@@ -48,7 +48,7 @@ def _history_rows(dataset: PreparedDataset, examples: Sequence[Example], n: int)
 def _pool(item_emb: np.ndarray, rows: list[np.ndarray], reduce: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
     out = np.zeros((len(rows), item_emb.shape[1]), dtype=np.float32)
     for j, r in enumerate(rows):
-        if len(r):  # an empty history leaves a zero query: every item scores 0, the rank is pessimistic
+        if len(r):  # an empty history leaves a zero query: it ties every item (see EvalConfig.ties)
             out[j] = reduce(item_emb[r])
     return out
 
