@@ -22,6 +22,7 @@ def evaluate(
     max_users: Optional[int] = typer.Option(None, help="Evaluate a seeded random sample of users (quick looks; benchmarks use all)."),
     config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML EvaluateConfig; options given here override it."),
     seed: int = typer.Option(0, help="Seed for user sampling and sampled negatives."),
+    cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Item-embedding cache folder (default .cache/item-embeddings)."),
 ) -> None:
     """Rank every item for each user's held-out next item and report NDCG@K, Recall@K and MRR."""
     from bluerec.config import load_config, parse_config
@@ -40,6 +41,8 @@ def evaluate(
             data["profiles"] = dict(_name_path(p) for p in profiles)
         if protocol:
             data["protocols"] = [EvalConfig(protocol=p, seed=seed) for p in protocol]  # type: ignore[arg-type]
+        if cache_dir is not None:
+            data["cache_dir"] = cache_dir
         data.update(split=split, history_items=history_items, max_users=max_users, seed=seed)
         cfg = parse_config(EvaluateConfig, data, str(config or "command line"))
         if profiler is not None:
