@@ -22,8 +22,13 @@ def synth(
     interests: int = typer.Option(60, help="Number of latent interest clusters in the catalogue."),
     drift: float = typer.Option(0.9, help="How sharply users move from old to current interests (0 = static mix, 1 = sharp switch)."),
     noise: float = typer.Option(0.1, help="Share of off-interest, popularity-sampled interactions."),
+    min_interactions: int = typer.Option(5, help="Fewest reviews a user writes (before any k-core)."),
+    max_interactions: int = typer.Option(40, help="Most reviews a user writes."),
+    mean_interactions: float = typer.Option(10.0, help="Mean reviews per user (truncated exponential)."),
+    category: str = typer.Option("All_Beauty", help="Amazon category: files are <category>.jsonl.gz and meta_<category>.jsonl.gz."),
+    state: str = typer.Option("Vermont", help="Google Local state: files are review-<state>.json.gz and meta-<state>.json.gz."),
     seed: int = typer.Option(0, help="Random seed; the same seed gives byte-identical files."),
-    config: Optional[Path] = typer.Option(None, help="YAML SynthConfig; command-line options given explicitly override nothing else in it."),
+    config: Optional[Path] = typer.Option(None, help="YAML SynthConfig; when given, the other options are ignored."),
 ) -> None:
     """Write synthetic raw review + meta files in the exact Amazon 2023 / Google Local schemas, with known latent structure."""
     from bluerec.config import load_config, parse_config
@@ -36,7 +41,9 @@ def synth(
             cfg = parse_config(
                 SynthConfig,
                 {"domain": domain, "n_users": users, "n_items": items, "n_interests": interests,
-                 "drift": drift, "noise": noise, "seed": seed},
+                 "drift": drift, "noise": noise, "seed": seed, "min_interactions": min_interactions,
+                 "max_interactions": max_interactions, "mean_interactions": mean_interactions,
+                 "category": category, "state": state},
                 "command line",
             )
         with _progress() as prog:
