@@ -1,0 +1,35 @@
+"""Atomic ``save_pretrained``: a model folder is written beside its target and renamed into place, so
+a crash never leaves a half-written checkpoint where a later stage would load it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+
+def save_pretrained_atomic(model: Any, tokenizer: Any | None, out_dir: str | Path) -> Path:
+    """``model.save_pretrained`` + ``tokenizer.save_pretrained`` into a temporary sibling folder, then
+    swap it onto ``out_dir`` (a previous folder there is replaced). Returns ``out_dir``."""
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
+    old: Path | None = None
+    try:
+        model.save_pretrained(tmp)
+        if tokenizer is not None:
+            tokenizer.save_pretrained(tmp)
+        if out_dir.exists():
+            old = out_dir.with_name(f".{out_dir.name}.old.{os.getpid()}")
+            if old.exists():
+                shutil.rmtree(old)
+            os.replace(out_dir, old)
+        os.replace(tmp, out_dir)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+        if old is not None and old.exists():
+            shutil.rmtree(old, ignore_errors=True)
+    return out_dir

@@ -1,0 +1,156 @@
+"""Write one profile per user of a split to a JSONL file, resumably.
+
+Each row is ``{"user_id", "profile", "generation"}`` (plus ``"samples"`` when ``num_samples > 1``);
+``generation`` records the back-end, model, sampling settings, split and a hash of the prompt config.
+The file is rewritten atomically after batches (at most every ``flush_seconds``), at the end and when
+the run is interrupted; with ``resume`` an existing file is kept and only the missing users are
+generated — provided it was written with the same settings.
+
+Example::
+
+    backend = HFProfiler.from_pretrained("runs/micro/sft")
+    generate_profiles(backend, ds, "test", PromptConfig(), GenerationConfig(do_sample=False),
+                      "runs/micro/profiles.test.jsonl")
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from bluerec.io import read_jsonl, write_jsonl_atomic
+from bluerec.profiler.backends.base import GenerationConfig, ProfilerBackend
+from bluerec.profiler.prompts import PromptConfig, fit_to_budget, history_items_for
+
+if TYPE_CHECKING:
+    from bluerec.data.dataset import Example, PreparedDataset
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ProfileRunResult:
+    path: Path
+    n_users: int
+    n_existing: int
+    n_generated: int
+    seconds: float
+
+    @property
+    def profiles_per_s(self) -> float:
+        return self.n_generated / self.seconds if self.seconds > 0 else float("nan")
+
+
+def latest_per_user(examples: list["Example"]) -> list["Example"]:
+    """One example per user — the one with the highest ``seq`` — in order of first appearance."""
+    best: dict[str, "Example"] = {}
+    for ex in examples:
+        cur = best.get(ex.user_id)
+        if cur is None or ex.seq > cur.seq:
+            best[ex.user_id] = ex
+    return list(best.values())
+
+
+def generation_settings(
+    backend: ProfilerBackend, split: str, prompt_config: PromptConfig, gen_config: GenerationConfig
+) -> dict[str, Any]:
+    """The ``generation`` field of each row: what produced the profile (no secrets)."""
+    prompt_json = json.dumps(prompt_config.model_dump(mode="json"), sort_keys=True)
+    return {
+        **backend.describe(),
+        **gen_config.model_dump(mode="json", exclude={"batch_size"}),
+        "split": split,
+        "prompt_config_sha": hashlib.sha256(prompt_json.encode("utf-8")).hexdigest()[:12],
+    }
+
+
+def load_profiles(path: str | Path) -> dict[str, str]:
+    """user_id -> profile from a profiles JSONL file."""
+    return {row["user_id"]: row["profile"] for row in read_jsonl(path)}
+
+
+def generate_profiles(
+    backend: ProfilerBackend,
+    dataset: "PreparedDataset",
+    split: str,
+    prompt_config: PromptConfig | None,
+    gen_config: GenerationConfig | None,
+    out_path: str | Path,
+    resume: bool = True,
+    *,
+    max_users: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    flush_seconds: float = 30.0,
+) -> ProfileRunResult:
+    """Profiles for the users of ``split`` (their latest row), written to ``out_path``.
+
+    ``resume`` keeps the rows of an existing file and generates only the users it lacks (raising if the
+    file was written with other settings); ``resume=False`` starts over. Batches of
+    ``gen_config.batch_size`` users are seeded ``seed + batch index``. ``progress(done, total)`` is
+    called after each batch.
+    """
+    prompt_config = prompt_config or PromptConfig()
+    gen_config = gen_config or GenerationConfig()
+    out_path = Path(out_path)
+    settings = generation_settings(backend, split, prompt_config, gen_config)
+
+    users = latest_per_user(dataset.split(split))
+    if max_users is not None:
+        users = users[:max_users]
+
+    rows: list[dict[str, Any]] = []
+    if resume and out_path.exists():
+        rows = read_jsonl(out_path)
+        for row in rows:
+            if row.get("generation") != settings:
+                raise ValueError(
+                    f"{out_path}: existing profiles were generated with other settings "
+                    f"({row.get('generation')} != {settings}); use resume=False or another out_path"
+                )
+    n_existing = len(rows)
+    done = {row["user_id"] for row in rows}
+    todo = [ex for ex in users if ex.user_id not in done]
+    total = len(users)
+    n_done = total - len(todo)
+    start = time.perf_counter()
+    last_flush = start
+    dirty = False
+    kwargs = gen_config.sampling_kwargs()
+    try:
+        for b, first in enumerate(range(0, len(todo), gen_config.batch_size)):
+            batch = todo[first : first + gen_config.batch_size]
+            prompts = [
+                fit_to_budget(history_items_for(dataset, ex, field=prompt_config.item_field), prompt_config,
+                              backend.count_tokens)
+                for ex in batch
+            ]
+            if gen_config.seed is not None:
+                kwargs["seed"] = gen_config.seed + b
+            outs = backend.generate(prompts, **kwargs)
+            for ex, samples in zip(batch, outs, strict=True):
+                row: dict[str, Any] = {"user_id": ex.user_id, "profile": samples[0] if samples else ""}
+                if gen_config.num_samples > 1:
+                    row["samples"] = list(samples)
+                row["generation"] = settings
+                rows.append(row)
+            dirty = True
+            n_done += len(batch)
+            if progress is not None:
+                progress(n_done, total)
+            if time.perf_counter() - last_flush >= flush_seconds:
+                write_jsonl_atomic(out_path, rows)
+                last_flush, dirty = time.perf_counter(), False
+    finally:
+        if dirty or not out_path.exists():
+            write_jsonl_atomic(out_path, rows)
+    seconds = time.perf_counter() - start
+    n_generated = len(rows) - n_existing
+    log.info("%s: %d profiles (%d new) in %.1fs", out_path, len(rows), n_generated, seconds)
+    return ProfileRunResult(path=out_path, n_users=total, n_existing=n_existing, n_generated=n_generated,
+                            seconds=seconds)

@@ -1,0 +1,290 @@
+"""Prompts that ask a profiler LLM to describe a user from their interaction history.
+
+The prompt is a chat: a system message and one user message holding the history as a numbered list
+(oldest first, **newest last**), each line an item text with the user's rating ``(rated 4/5)`` and a
+short snippet of their review when present, followed by the instruction.
+
+A prompt must fit a token budget. :func:`fit_to_budget` first trims item texts and review snippets
+(down to ``min_item_chars``, snippets to nothing) and, when that is not enough, drops the **oldest**
+items, so the most recent interests are the last to go. It never fails: an empty history renders as
+``(no history)``.
+"""
+
+from __future__ import annotations
+
+import re
+import weakref
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import Field
+
+from bluerec.config import StrictModel
+
+if TYPE_CHECKING:  # imports only point downwards: profiler -> data
+    from bluerec.data.dataset import Example, PreparedDataset
+
+DEFAULT_SYSTEM_PROMPT = (
+    "You are a recommendation assistant. You read a shopper's interaction history and write a short, "
+    "readable profile of what they like."
+)
+DEFAULT_INSTRUCTION = (
+    "Write a concise profile of this user's current interests and preferences (product types, brands, "
+    "styles, what they rate highly or poorly) and what they are likely to want next. "
+    "Answer in a few plain sentences."
+)
+HISTORY_HEADER = "Interaction history (oldest first, newest last):"
+NO_HISTORY = "(no history)"
+
+
+class PromptConfig(StrictModel):
+    """How a user's history is turned into a profiler prompt.
+
+    Parameters that control the text:
+        system_prompt: the system message.
+        instruction: what the model is asked to write; placed after the history.
+        include_ratings: append ``(rated 4/5)`` to items the user rated.
+        review_snippet_chars: keep at most this many characters of the user's review (0 = no reviews).
+        max_item_chars: trim each item text to this many characters (at a word boundary).
+
+    Parameters that control the length:
+        max_history_items: keep at most the N most recent items.
+        max_prompt_tokens: token budget of the rendered prompt (system + user message + chat markup).
+        min_item_chars: when over budget, item texts are trimmed down to this length before items are dropped.
+    """
+
+    system_prompt: str = DEFAULT_SYSTEM_PROMPT
+    instruction: str = DEFAULT_INSTRUCTION
+    include_ratings: bool = True
+    review_snippet_chars: int = Field(120, ge=0)
+    max_item_chars: int = Field(200, ge=8)
+    max_history_items: int = Field(20, ge=1)
+    max_prompt_tokens: int = Field(768, ge=32)
+    min_item_chars: int = Field(60, ge=8)
+    item_field: Literal["text", "title"] = "text"  # which item column history_items_for uses
+
+
+@dataclass(frozen=True)
+class HistoryItem:
+    """One interacted item as the prompt shows it."""
+
+    text: str
+    rating: float | None = None
+    review: str | None = None
+
+
+_WS = re.compile(r"\s+")
+
+
+def clip(text: str, max_chars: int) -> str:
+    """Collapse whitespace and cut to ``max_chars`` at a word boundary, marking the cut with an ellipsis."""
+    text = _WS.sub(" ", text or "").strip()
+    if len(text) <= max_chars:
+        return text
+    if max_chars <= 1:
+        return ""
+    cut = text[: max_chars - 1]
+    space = cut.rfind(" ")
+    if space >= max_chars // 2:
+        cut = cut[:space]
+    return cut.rstrip(" ,;:|-") + "…"
+
+
+def format_rating(rating: float) -> str:
+    value = f"{rating:.1f}".rstrip("0").rstrip(".")
+    return f"(rated {value}/5)"
+
+
+def _history_line(i: int, item: HistoryItem, config: PromptConfig, item_chars: int, snippet_chars: int) -> str:
+    line = f"{i}. {clip(item.text, item_chars) or '(untitled item)'}"
+    if config.include_ratings and item.rating is not None:
+        line += f" {format_rating(item.rating)}"
+    if item.review and snippet_chars > 0:
+        snippet = clip(item.review, snippet_chars)
+        if snippet:
+            line += f' — review: "{snippet}"'
+    return line
+
+
+def _render(history: Sequence[HistoryItem], config: PromptConfig, item_chars: int, snippet_chars: int) -> list[dict]:
+    if history:
+        lines = [_history_line(i, it, config, item_chars, snippet_chars) for i, it in enumerate(history, 1)]
+        body = "\n".join(lines)
+    else:
+        body = NO_HISTORY
+    user = f"{HISTORY_HEADER}\n{body}\n\n{config.instruction}"
+    return [{"role": "system", "content": config.system_prompt}, {"role": "user", "content": user}]
+
+
+def build_messages(history: Sequence[HistoryItem], config: PromptConfig | None = None) -> list[dict]:
+    """System + user messages for ``history`` (oldest first). Keeps the ``max_history_items`` newest items
+    and applies the per-item character limits; no token budget (see :func:`fit_to_budget`)."""
+    config = config or PromptConfig()
+    kept = list(history)[-config.max_history_items :]
+    snippet = config.review_snippet_chars
+    return _render(kept, config, config.max_item_chars, snippet)
+
+
+def messages_text(messages: Sequence[dict]) -> str:
+    """The text a budget is measured on: the message contents joined by blank lines."""
+    return "\n\n".join(str(m.get("content", "")) for m in messages)
+
+
+def fit_to_budget(
+    history: Sequence[HistoryItem],
+    config: PromptConfig | None,
+    count_tokens: Callable[[str], int],
+) -> list[dict]:
+    """Messages for ``history`` whose :func:`messages_text` is at most ``config.max_prompt_tokens`` tokens.
+
+    Steps, each tried only when the previous one is over budget: full items; item texts halved and
+    review snippets halved; item texts at ``min_item_chars`` without reviews; then the oldest items are
+    dropped (binary search for the most newest items that fit); finally the newest item's text is cut.
+    Never raises: if even ``(no history)`` is over budget, that prompt is returned.
+    """
+    config = config or PromptConfig()
+    budget = config.max_prompt_tokens
+    items = list(history)[-config.max_history_items :]
+
+    def fits(msgs: list[dict]) -> bool:
+        return count_tokens(messages_text(msgs)) <= budget
+
+    full_chars, full_snip = config.max_item_chars, config.review_snippet_chars
+    min_chars = min(config.min_item_chars, full_chars)
+    ladder = [(full_chars, full_snip)]
+    mid = ((full_chars + min_chars) // 2, full_snip // 2)
+    if mid != ladder[-1]:
+        ladder.append(mid)
+    if (min_chars, 0) != ladder[-1]:
+        ladder.append((min_chars, 0))
+    for chars, snip in ladder:
+        msgs = _render(items, config, chars, snip)
+        if fits(msgs) or not items:
+            return msgs
+
+    # Drop the oldest items: largest k such that the k newest items fit at the most compact level.
+    chars, snip = ladder[-1]
+    lo, hi = 0, len(items) - 1  # all items are known not to fit
+    while lo < hi:
+        k = (lo + hi + 1) // 2
+        if fits(_render(items[-k:], config, chars, snip)):
+            lo = k
+        else:
+            hi = k - 1
+    if lo > 0:
+        return _render(items[-lo:], config, chars, snip)
+
+    # Not even one compact item fits: cut the newest item's text as far as needed (or give up on it).
+    newest = items[-1]
+    lo_c, hi_c = 0, chars
+    while lo_c < hi_c:
+        c = (lo_c + hi_c + 1) // 2
+        if fits(_render([newest], config, c, 0)):
+            lo_c = c
+        else:
+            hi_c = c - 1
+    if lo_c >= 8:
+        return _render([newest], config, lo_c, 0)
+    return _render([], config, chars, 0)
+
+
+def token_counter(tokenizer: Any) -> Callable[[str], int]:
+    """``count_tokens`` for :func:`fit_to_budget`: tokens of the text plus the chat markup around it."""
+    overhead = 0
+    if getattr(tokenizer, "chat_template", None):
+        empty = [{"role": "system", "content": ""}, {"role": "user", "content": ""}]
+        try:
+            overhead = len(tokenizer(render_prompt(empty, tokenizer), add_special_tokens=False)["input_ids"])
+        except Exception:  # templates that reject a system role are handled by render_prompt; be safe
+            overhead = 16
+    else:
+        overhead = len(tokenizer("System: \nUser: \nProfile:")["input_ids"])
+
+    def count(text: str) -> int:
+        return len(tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"]) + overhead
+
+    return count
+
+
+def render_prompt(messages: Sequence[dict], tokenizer: Any | None) -> str:
+    """The prompt string a model sees: the tokenizer's chat template with the generation prompt when it
+    has one (a template that rejects the system role gets the system text merged into the user turn),
+    otherwise ``System: ...\\nUser: ...\\nProfile:``."""
+    messages = [dict(m) for m in messages]
+    if tokenizer is not None and getattr(tokenizer, "chat_template", None):
+        try:
+            return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        except Exception:
+            if messages and messages[0].get("role") == "system" and len(messages) > 1:
+                merged = [dict(messages[1])]
+                merged[0]["content"] = f"{messages[0]['content']}\n\n{messages[1]['content']}"
+                return tokenizer.apply_chat_template(merged + messages[2:], tokenize=False, add_generation_prompt=True)
+            raise
+    parts = []
+    for m in messages:
+        role = str(m.get("role", "user"))
+        label = {"system": "System", "user": "User", "assistant": "Profile"}.get(role, role.capitalize())
+        parts.append(f"{label}: {m.get('content', '')}")
+    return "\n".join(parts) + "\nProfile:"
+
+
+# --- history from a prepared dataset ------------------------------------------------------------------
+
+_FEEDBACK_CACHE: "weakref.WeakKeyDictionary[Any, dict[tuple[str, str], tuple[float | None, str | None]]]" = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _join_review(title: str | None, text: str | None) -> str | None:
+    title = (title or "").strip()
+    text = (text or "").strip()
+    if title and text:
+        sep = " " if title[-1] in ".!?" else ". "
+        return f"{title}{sep}{text}"
+    return title or text or None
+
+
+def user_feedback(dataset: "PreparedDataset") -> dict[tuple[str, str], tuple[float | None, str | None]]:
+    """(user_id, item_id) -> (rating, review) from interactions.parquet, read once per dataset object.
+    Pairs with neither a rating nor a review are not stored."""
+    cached = _FEEDBACK_CACHE.get(dataset)
+    if cached is not None:
+        return cached
+    import pyarrow.parquet as pq
+
+    path = dataset.root / "interactions.parquet"
+    names = set(pq.read_schema(path).names)
+    wanted = [c for c in ("user_id", "item_id", "rating", "review_title", "review_text") if c in names]
+    cols = pq.read_table(path, columns=wanted).to_pydict()
+    n = len(cols["user_id"])
+    ratings = cols.get("rating", [None] * n)
+    titles = cols.get("review_title", [None] * n)
+    texts = cols.get("review_text", [None] * n)
+    feedback: dict[tuple[str, str], tuple[float | None, str | None]] = {}
+    for u, i, r, t, x in zip(cols["user_id"], cols["item_id"], ratings, titles, texts):
+        review = _join_review(t, x)
+        if r is not None or review:
+            feedback[(u, i)] = (None if r is None else float(r), review)
+    _FEEDBACK_CACHE[dataset] = feedback
+    return feedback
+
+
+def history_items_for(
+    dataset: "PreparedDataset", example: "Example", field: Literal["text", "title"] = "text"
+) -> list[HistoryItem]:
+    """The example's history (oldest first) as :class:`HistoryItem` s with the user's own rating and
+    review of each item."""
+    items = dataset.items
+    index = items.index
+    source = items.texts if field == "text" else items.titles
+    feedback = user_feedback(dataset)
+    out: list[HistoryItem] = []
+    for item_id in example.history:
+        i = index.get(item_id)
+        text = source[i] if i is not None else item_id
+        if field == "title" and i is not None and not text:
+            text = items.texts[i]
+        rating, review = feedback.get((example.user_id, item_id), (None, None))
+        out.append(HistoryItem(text=text or "", rating=rating, review=review))
+    return out

@@ -1,0 +1,283 @@
+"""Supervised warm start (SFT) of a profiler before GRPO.
+
+An untrained micro model writes noise, and GRPO cannot learn from rewards that never differ, so the
+profiler is first taught the *form* of a profile by supervised fine-tuning on (prompt → target) pairs,
+with the loss on the target tokens only (TRL ``SFTTrainer`` on a prompt-completion dataset).
+
+Targets (``WarmStartConfig.target``):
+
+- ``template``: the :func:`~bluerec.profiler.template.template_profile` of the history;
+- ``next_item``: ``"Recent interests: <top keywords>. Likely next: <text of the row's target item>"``,
+  learned from train rows (history → the item that followed), so the profile already points at what
+  comes next;
+- ``template+next_item``: the template profile followed by ``" Likely next: <next item text>"``.
+
+Example::
+
+    examples = make_warmstart_examples(ds, "train", target="template+next_item", max_examples=2000,
+                                       count_tokens=token_counter(tokenizer))
+    result = warm_start(model, tokenizer, examples, WarmStartConfig(max_steps=300), "runs/micro/sft")
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+import tempfile
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import Field
+
+from bluerec.config import StrictModel
+from bluerec.profiler.checkpoint import save_pretrained_atomic
+from bluerec.profiler.prompts import (
+    PromptConfig,
+    build_messages,
+    clip,
+    fit_to_budget,
+    history_items_for,
+    messages_text,
+    token_counter,
+)
+from bluerec.profiler.template import summarize, template_items_for, template_profile
+
+if TYPE_CHECKING:
+    from bluerec.data.dataset import PreparedDataset
+
+log = logging.getLogger(__name__)
+
+WarmStartTarget = Literal["template", "next_item", "template+next_item"]
+Example = tuple[list[dict], str]
+
+
+class WarmStartConfig(StrictModel):
+    """Supervised warm start of a profiler.
+
+    Parameters that control the data:
+        target: what the profiler learns to write (see the module docstring).
+        max_examples: at most this many (prompt, target) pairs, sampled with ``seed``.
+        max_prompt_tokens: pairs whose prompt is longer are left out (fit prompts when building them).
+        max_target_tokens: targets are cut to this many tokens.
+        next_item_chars: the next item's text is cut to this many characters in the target.
+
+    Parameters that control the training:
+        epochs: passes over the data (ignored when ``max_steps`` > 0).
+        max_steps: optimizer steps; -1 = use ``epochs``.
+        learning_rate, batch_size, gradient_accumulation_steps, warmup_ratio, weight_decay: as usual;
+            the default learning rate suits the micro model (use ~1e-5 for a 1B model).
+        logging_steps: how often the loss is logged and ``progress`` called.
+        seed: data order and sampling.
+    """
+
+    target: WarmStartTarget = "template+next_item"
+    max_examples: int | None = Field(2000, ge=1)
+    max_prompt_tokens: int = Field(512, ge=16)
+    max_target_tokens: int = Field(128, ge=4)
+    next_item_chars: int = Field(160, ge=16)
+    epochs: float = Field(1.0, gt=0)
+    max_steps: int = Field(-1, ge=-1)
+    learning_rate: float = Field(1e-3, gt=0)
+    batch_size: int = Field(8, ge=1)
+    gradient_accumulation_steps: int = Field(1, ge=1)
+    warmup_ratio: float = Field(0.05, ge=0, lt=1)
+    weight_decay: float = Field(0.0, ge=0)
+    logging_steps: int = Field(10, ge=1)
+    seed: int = 0
+
+
+@dataclass
+class WarmStartResult:
+    """What a warm start did: where it saved, its loss curve and its speed."""
+
+    out_dir: Path
+    steps: int
+    n_examples: int
+    n_dropped: int
+    seconds: float
+    examples_per_s: float
+    losses: list[tuple[int, float]] = field(default_factory=list)  # (step, logged loss)
+
+    @property
+    def first_loss(self) -> float | None:
+        return self.losses[0][1] if self.losses else None
+
+    @property
+    def last_loss(self) -> float | None:
+        return self.losses[-1][1] if self.losses else None
+
+
+# --- targets and examples -------------------------------------------------------------------------------
+
+def next_item_target(template_items: Sequence[Any], next_item_text: str, next_item_chars: int = 160) -> str:
+    """``"Recent interests: a, b, c. Likely next: <next item text>"``."""
+    keywords = summarize(template_items).keywords if template_items else []
+    head = f"Recent interests: {', '.join(keywords)}. " if keywords else ""
+    return f"{head}Likely next: {clip(next_item_text, next_item_chars)}"
+
+
+def make_target(
+    target: WarmStartTarget, template_items: Sequence[Any], next_item_text: str | None, next_item_chars: int = 160
+) -> str:
+    """The warm-start target text for one history (``next_item_text`` is needed by the next-item kinds)."""
+    if target == "template":
+        return template_profile(template_items)
+    if next_item_text is None:
+        raise ValueError(f"target {target!r} needs the next item's text")
+    if target == "next_item":
+        return next_item_target(template_items, next_item_text, next_item_chars)
+    if target == "template+next_item":
+        return f"{template_profile(template_items)} Likely next: {clip(next_item_text, next_item_chars)}"
+    raise ValueError(f"unknown target {target!r}; allowed: ['template', 'next_item', 'template+next_item']")
+
+
+def make_warmstart_examples(
+    dataset: "PreparedDataset",
+    split: str = "train",
+    target: WarmStartTarget = "template+next_item",
+    max_examples: int | None = 2000,
+    seed: int = 0,
+    prompt_config: PromptConfig | None = None,
+    *,
+    count_tokens: Callable[[str], int] | None = None,
+    next_item_chars: int = 160,
+) -> list[Example]:
+    """(prompt messages, target) pairs from a split's rows: each row's history → its target.
+
+    ``count_tokens`` (e.g. :func:`~bluerec.profiler.prompts.token_counter` of the model's tokenizer) fits
+    each prompt to ``prompt_config.max_prompt_tokens``; without it only the item/character limits apply.
+    Next-item targets are refused on valid/test, which would teach the held-out items.
+    """
+    if target != "template" and split != "train":
+        raise ValueError(f"target {target!r} on split {split!r} would train on held-out items; use split='train'")
+    pc = prompt_config or PromptConfig()
+    rows = dataset.split(split)
+    indices = list(range(len(rows)))
+    if max_examples is not None and len(indices) > max_examples:
+        indices = sorted(random.Random(seed).sample(indices, max_examples))
+    items = dataset.items
+    texts = items.texts if pc.item_field == "text" else items.titles
+    out: list[Example] = []
+    for i in indices:
+        ex = rows[i]
+        history = history_items_for(dataset, ex, field=pc.item_field)
+        messages = fit_to_budget(history, pc, count_tokens) if count_tokens else build_messages(history, pc)
+        t_items = template_items_for(dataset, ex)[-pc.max_history_items :]
+        j = items.index.get(ex.item_id)
+        next_text = (texts[j] or items.texts[j]) if j is not None else None
+        out.append((messages, make_target(target, t_items, next_text, next_item_chars)))
+    return out
+
+
+# --- training -------------------------------------------------------------------------------------------
+
+def _prepare(tokenizer: Any, examples: Sequence[Example], config: WarmStartConfig) -> tuple[list[dict], int]:
+    count = token_counter(tokenizer)
+    rows, dropped = [], 0
+    for messages, target in examples:
+        if count(messages_text(messages)) > config.max_prompt_tokens:
+            dropped += 1
+            continue
+        ids = tokenizer(target, add_special_tokens=False, verbose=False)["input_ids"]
+        if len(ids) > config.max_target_tokens:
+            target = tokenizer.decode(ids[: config.max_target_tokens], skip_special_tokens=True)
+        rows.append({"prompt": [dict(m) for m in messages],
+                     "completion": [{"role": "assistant", "content": target}]})
+    if dropped:
+        warnings.warn(f"warm start: {dropped} of {len(examples)} examples have prompts over "
+                      f"{config.max_prompt_tokens} tokens and were left out; fit prompts with count_tokens",
+                      stacklevel=3)
+    return rows, dropped
+
+
+def warm_start(
+    model: Any,
+    tokenizer: Any,
+    examples: Sequence[Example],
+    config: WarmStartConfig | None,
+    out_dir: str | Path,
+    progress: Callable[[dict[str, Any]], None] | None = None,
+) -> WarmStartResult:
+    """Fine-tune ``model`` on (prompt messages → target) with the loss on the target tokens only, then save
+    model and tokenizer atomically to ``out_dir``. ``progress`` receives each log entry
+    (``{"step", "max_steps", "loss", "learning_rate", "epoch"}``). The model is trained in place."""
+    import datasets
+    from datasets import Dataset
+    from transformers import PrinterCallback, TrainerCallback
+    from trl import SFTConfig, SFTTrainer
+
+    config = config or WarmStartConfig()
+    if not getattr(tokenizer, "chat_template", None):
+        raise ValueError("warm start needs a tokenizer with a chat_template (prompt-completion chats)")
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    rows, dropped = _prepare(tokenizer, examples, config)
+    if not rows:
+        raise ValueError(f"warm start: no usable examples (got {len(examples)}, {dropped} over the prompt budget)")
+    train_ds = Dataset.from_list(rows)
+
+    device = next(model.parameters()).device
+    per_step = config.batch_size * config.gradient_accumulation_steps
+    total_steps = config.max_steps if config.max_steps > 0 else math.ceil(len(rows) / per_step * config.epochs)
+    losses: list[tuple[int, float]] = []
+
+    class _Progress(TrainerCallback):
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if logs and "loss" in logs:
+                losses.append((state.global_step, float(logs["loss"])))
+                if progress is not None:
+                    progress({"step": state.global_step, "max_steps": state.max_steps, "loss": float(logs["loss"]),
+                              "learning_rate": logs.get("learning_rate"), "epoch": logs.get("epoch")})
+
+    with tempfile.TemporaryDirectory(prefix="bluerec-warmstart-") as scratch:
+        args = SFTConfig(
+            output_dir=scratch,
+            per_device_train_batch_size=config.batch_size,
+            gradient_accumulation_steps=config.gradient_accumulation_steps,
+            learning_rate=config.learning_rate,
+            num_train_epochs=config.epochs,
+            max_steps=config.max_steps,
+            warmup_steps=config.warmup_ratio,
+            weight_decay=config.weight_decay,
+            lr_scheduler_type="linear",
+            logging_steps=config.logging_steps,
+            logging_first_step=True,
+            save_strategy="no",
+            report_to=[],
+            use_cpu=device.type == "cpu",
+            bf16=False,
+            fp16=False,
+            activation_checkpointing=False,
+            max_length=config.max_prompt_tokens + config.max_target_tokens + 16,
+            completion_only_loss=True,
+            packing=False,
+            seed=config.seed,
+            data_seed=config.seed,
+            dataloader_num_workers=0,
+            disable_tqdm=True,
+        )
+        bars_were_off = datasets.is_progress_bar_enabled() is False
+        datasets.disable_progress_bars()
+        try:
+            trainer = SFTTrainer(model=model, args=args, train_dataset=train_ds, processing_class=tokenizer,
+                                 callbacks=[_Progress()])
+        finally:
+            if not bars_were_off:
+                datasets.enable_progress_bars()
+        trainer.remove_callback(PrinterCallback)  # progress goes to ``progress``, not stdout
+        start = time.perf_counter()
+        trainer.train()
+        seconds = time.perf_counter() - start
+        steps = trainer.state.global_step
+    model.eval()
+    if getattr(model.config, "use_cache", None) is False:
+        model.config.use_cache = True
+    saved = save_pretrained_atomic(model, tokenizer, out_dir)
+    seen = min(steps, total_steps) * per_step
+    return WarmStartResult(out_dir=saved, steps=steps, n_examples=len(rows), n_dropped=dropped, seconds=seconds,
+                           examples_per_s=seen / seconds if seconds > 0 else float("nan"), losses=losses)

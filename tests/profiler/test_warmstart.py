@@ -1,0 +1,92 @@
+from __future__ import annotations
+
+import pytest
+import torch
+
+from bluerec.config import ConfigError, parse_config
+from bluerec.profiler.backends.hf import HFProfiler
+from bluerec.profiler.backends.micro import MicroModelConfig, build_micro_model, train_tokenizer
+from bluerec.profiler.prompts import HistoryItem, PromptConfig, build_messages, token_counter
+from bluerec.profiler.warmstart import (
+    WarmStartConfig,
+    make_target,
+    make_warmstart_examples,
+    warm_start,
+)
+from bluerec.profiler.template import TemplateItem
+
+TOY = [
+    ("Matte lipstick red velvet", "Loves red matte lipstick."),
+    ("Shampoo for curly hair", "Needs curly hair care."),
+    ("Nail polish pink glitter", "Likes glitter nails."),
+]
+
+
+def test_micro_model_memorises_targets(tmp_path):
+    texts = [t for pair in TOY for t in pair] * 20
+    tok = train_tokenizer(texts, vocab_size=600)
+    model = build_micro_model(tok, MicroModelConfig(hidden_size=64, num_hidden_layers=2, num_attention_heads=2,
+                                                    num_key_value_heads=1, intermediate_size=128,
+                                                    max_position_embeddings=512))
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    examples = [(build_messages([HistoryItem(h, 5.0)]), target) for h, target in TOY]
+    logs = []
+    cfg = WarmStartConfig(max_steps=60, batch_size=3, learning_rate=5e-3, warmup_ratio=0.0, logging_steps=10)
+    result = warm_start(model, tok, examples, cfg, tmp_path / "sft", progress=logs.append)
+
+    assert result.steps == 60 and result.n_examples == 3 and result.n_dropped == 0
+    assert result.last_loss < 0.5 * result.first_loss
+    assert logs and logs[-1]["step"] == 60 and "loss" in logs[-1]
+    assert any(not torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert (tmp_path / "sft" / "config.json").exists() and (tmp_path / "sft" / "tokenizer.json").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp folders left behind
+
+    profiler = HFProfiler.from_pretrained(tmp_path / "sft", device="cpu")
+    outs = profiler.generate([e[0] for e in examples], max_new_tokens=16, do_sample=False)
+    assert [o[0] for o in outs] == [t for _, t in TOY]
+
+
+def test_long_prompts_are_left_out(tmp_path, micro_dir):
+    profiler = HFProfiler.from_pretrained(micro_dir, device="cpu")
+    long_chat = build_messages([HistoryItem("word " * 100)] * 10, PromptConfig(max_item_chars=400))
+    short_chat = build_messages([HistoryItem("lipstick")])
+    cfg = WarmStartConfig(max_steps=2, batch_size=1, max_prompt_tokens=200, logging_steps=1)
+    with pytest.warns(UserWarning, match="1 of 2 examples"):
+        result = warm_start(profiler.model, profiler.tokenizer, [(long_chat, "x"), (short_chat, "y")], cfg,
+                            tmp_path / "out")
+    assert result.n_examples == 1 and result.n_dropped == 1 and result.examples_per_s > 0
+
+
+def test_targets():
+    items = [TemplateItem("Red Matte Lipstick", ["Beauty"], "Maybelline")]
+    assert make_target("template", items, None).startswith("Interests: lipstick, matte, red.")  # ties: alphabetical
+    assert make_target("next_item", items, "Gloss | Beauty") == "Recent interests: lipstick, matte, red. Likely next: Gloss | Beauty"
+    both = make_target("template+next_item", items, "Gloss")
+    assert both.startswith("Interests: ") and both.endswith(" Likely next: Gloss")
+    with pytest.raises(ValueError, match="next item"):
+        make_target("next_item", items, None)
+
+
+def test_make_warmstart_examples(tiny_dataset, micro_dir):
+    ex = make_warmstart_examples(tiny_dataset, "train", target="template+next_item", max_examples=None)
+    assert len(ex) == len(tiny_dataset.split("train"))
+    msgs, target = ex[0]  # u1 row 1: history [i1] -> target i2
+    assert "1. Maybelline Matte Lipstick Red" in msgs[1]["content"] and "(rated 5/5)" in msgs[1]["content"]
+    assert target.endswith("Likely next: L'Oreal Infallible Foundation Matte | Beauty > Makeup > Face | by L'Oreal")
+    assert "Favourite brands: Maybelline." in target
+    sampled = make_warmstart_examples(tiny_dataset, max_examples=3, seed=1)
+    assert len(sampled) == 3 and sampled == make_warmstart_examples(tiny_dataset, max_examples=3, seed=1)
+    with pytest.raises(ValueError, match="held-out"):
+        make_warmstart_examples(tiny_dataset, "test", target="next_item")
+    assert make_warmstart_examples(tiny_dataset, "valid", target="template")
+
+    from transformers import AutoTokenizer
+
+    count = token_counter(AutoTokenizer.from_pretrained(micro_dir))
+    fitted = make_warmstart_examples(tiny_dataset, prompt_config=PromptConfig(max_prompt_tokens=150), count_tokens=count)
+    assert all(count("\n\n".join(m["content"] for m in msgs)) <= 150 for msgs, _ in fitted)
+
+
+def test_config_is_strict():
+    with pytest.raises(ConfigError, match="allowed values"):
+        parse_config(WarmStartConfig, {"target": "nope"})
