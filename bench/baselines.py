@@ -110,7 +110,7 @@ def main() -> int:
     p.add_argument("--max-users", type=int, default=None, help="seeded sample of test users (quick looks only)")
     p.add_argument("--data-root", type=Path, default=ROOT / "data" / "prepared")
     p.add_argument("--runs-root", type=Path, default=ROOT / "runs" / "bench_baselines")
-    p.add_argument("--cache-dir", type=Path, default=ROOT / ".cache" / "item-embeddings")
+    p.add_argument("--cache-dir", type=Path, default=ROOT / ".cache" / "embeddings")
     p.add_argument("--out", type=Path, default=RESULTS / "baselines.json")
     args = p.parse_args()
     if not SHARED.is_dir():

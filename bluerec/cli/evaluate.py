@@ -22,7 +22,7 @@ def evaluate(
     max_users: Optional[int] = typer.Option(None, help="Evaluate a seeded random sample of users (quick looks; benchmarks use all)."),
     config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML EvaluateConfig; options given here override it."),
     seed: int = typer.Option(0, help="Seed for user sampling and sampled negatives."),
-    cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Item-embedding cache folder (default .cache/item-embeddings)."),
+    cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Embedding cache folder (items and query texts) (default .cache/embeddings)."),
 ) -> None:
     """Rank every item for each user's held-out next item and report NDCG@K, Recall@K and MRR."""
     from bluerec.config import load_config, parse_config

@@ -1,6 +1,6 @@
 """Dense embeddings for profiles (queries) and items (documents), with an on-disk item cache."""
 
-from bluerec.embed.cache import CacheNamespace, ItemEmbeddingCache, embed_items
+from bluerec.embed.cache import CacheNamespace, ItemEmbeddingCache, embed_cached, embed_items
 from bluerec.embed.embedder import DEFAULT_MODEL, Embedder, EmbedderConfig, resolve_device
 
 __all__ = [
@@ -9,6 +9,7 @@ __all__ = [
     "Embedder",
     "EmbedderConfig",
     "ItemEmbeddingCache",
+    "embed_cached",
     "embed_items",
     "resolve_device",
 ]

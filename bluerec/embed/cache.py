@@ -21,7 +21,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -224,25 +224,41 @@ def embed_items(
         raise ValueError(f"{len(item_ids)} item ids but {len(texts)} texts")
     if len(set(item_ids)) != len(item_ids):
         raise ValueError("item ids must be unique")
+    return embed_cached(embedder, texts, "document", cache_dir)
+
+
+def embed_cached(
+    embedder: Embedder,
+    texts: Sequence[str],
+    kind: Literal["query", "document"] = "query",
+    cache_dir: str | Path | None = None,
+) -> np.ndarray:
+    """Embeddings of ``texts`` as queries or documents, reusing rows already in the on-disk cache.
+
+    Queries and documents live in separate cache folders whenever their prompts differ, so a model with
+    query/document prompts (e.g. Qwen3-Embedding) never mixes them. Only missing texts are encoded, each
+    distinct text once; re-evaluating the same profiles or baselines costs nothing.
+    """
     cache_dir = cache_dir if cache_dir is not None else embedder.config.cache_dir
+    encode = embedder.encode_queries if kind == "query" else embedder.encode_documents
     if cache_dir is None:
-        return embedder.encode_documents(texts)
+        return encode(texts)
 
     cache = ItemEmbeddingCache(cache_dir)
     ns = CacheNamespace(
         model_id=embedder.model_id,
-        prompt=embedder.document_prompt_text,
+        prompt=embedder.query_prompt_text if kind == "query" else embedder.document_prompt_text,
         max_seq_length=embedder.max_seq_length,
         normalize=embedder.config.normalize,
     )
     vectors, found = cache.lookup(ns, texts)
     missing = np.flatnonzero(~found).tolist()
-    logger.info("item embeddings: %d cached, %d to encode (%s)", int(found.sum()), len(missing), ns.model_id)
+    logger.info("%s embeddings: %d cached, %d to encode (%s)", kind, int(found.sum()), len(missing), ns.model_id)
     if not missing:
         return vectors
     # Encode each distinct missing text once.
     unique_texts = list(dict.fromkeys(texts[i] for i in missing))
-    encoded = embedder.encode_documents(unique_texts)
+    encoded = encode(unique_texts)
     if vectors.shape[1] == 0:
         vectors = np.zeros((len(texts), encoded.shape[1]), dtype=np.float32)
     row_of = {text: j for j, text in enumerate(unique_texts)}

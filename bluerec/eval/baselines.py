@@ -19,12 +19,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal, get_args
 
 import numpy as np
 
 from bluerec.data.dataset import Example, PreparedDataset
-from bluerec.embed import Embedder
+from bluerec.embed import Embedder, embed_cached
 from bluerec.profiler.template import raw_history_text, template_items_for, template_profile
 
 BaselineName = Literal["popularity", "history_text", "mean_embedding", "last_item", "template"]
@@ -53,8 +54,9 @@ def _pool(item_emb: np.ndarray, rows: list[np.ndarray], reduce: Callable[[np.nda
     return out
 
 
-def text_queries(texts: list[str], embedder: Embedder, item_emb: np.ndarray) -> Queries:
-    return Queries(vectors=embedder.encode_queries(texts), items=item_emb, texts=texts)
+def text_queries(texts: list[str], embedder: Embedder, item_emb: np.ndarray, cache_dir: Path | None = None) -> Queries:
+    """Embed profile texts as queries (cached on disk by text hash when ``cache_dir`` is set)."""
+    return Queries(vectors=embed_cached(embedder, texts, "query", cache_dir), items=item_emb, texts=texts)
 
 
 def history_texts(dataset: PreparedDataset, examples: Sequence[Example], n: int) -> list[str]:
@@ -74,15 +76,16 @@ def baseline_queries(
     embedder: Embedder,
     item_emb: np.ndarray,
     history_items: int = 20,
+    cache_dir: Path | None = None,
 ) -> Queries:
     """Build the queries of one baseline for ``examples`` (see the module table)."""
     if method == "popularity":
         pop = np.log1p(dataset.items.popularity.astype(np.float32))[:, None]
         return Queries(vectors=np.ones((len(examples), 1), dtype=np.float32), items=pop)
     if method == "history_text":
-        return text_queries(history_texts(dataset, examples, history_items), embedder, item_emb)
+        return text_queries(history_texts(dataset, examples, history_items), embedder, item_emb, cache_dir)
     if method == "template":
-        return text_queries(template_texts(dataset, examples, history_items), embedder, item_emb)
+        return text_queries(template_texts(dataset, examples, history_items), embedder, item_emb, cache_dir)
     if method == "mean_embedding":
         rows = _history_rows(dataset, examples, history_items)
         return Queries(vectors=_pool(item_emb, rows, lambda m: m.mean(axis=0)), items=item_emb)

@@ -63,7 +63,7 @@ class EvaluateConfig(StrictModel):
     protocols: list[EvalConfig] = Field(
         default_factory=lambda: [EvalConfig(protocol="full"), EvalConfig(protocol="sampled", num_negatives=99)]
     )
-    cache_dir: Path | None = Path(".cache/item-embeddings")
+    cache_dir: Path | None = Path(".cache/embeddings")  # item and query embeddings, keyed by model + text hash
 
 
 def select_examples(dataset: PreparedDataset, split: str, max_users: int | None, seed: int) -> list[Example]:
@@ -113,9 +113,9 @@ class EvaluationRun:
     def queries(self, method: str) -> Queries:
         if method in self.config.profiles:
             texts = load_profile_texts(self.config.profiles[method], self.examples)
-            return text_queries(texts, self.embedder, self.item_emb)
+            return text_queries(texts, self.embedder, self.item_emb, self.config.cache_dir)
         return baseline_queries(method, self.dataset, self.examples, self.embedder,  # type: ignore[arg-type]
-                                self.item_emb, self.config.history_items)
+                                self.item_emb, self.config.history_items, self.config.cache_dir)
 
     def evaluate_queries(self, name: str, queries: Queries) -> dict[str, dict[str, float]]:
         """Score one method under every protocol; keeps the per-user results for :meth:`save`."""
@@ -126,7 +126,7 @@ class EvaluationRun:
 
     def evaluate_texts(self, name: str, texts: list[str]) -> dict[str, dict[str, float]]:
         """Score profile texts (one per example, in order) under every protocol."""
-        return self.evaluate_queries(name, text_queries(texts, self.embedder, self.item_emb))
+        return self.evaluate_queries(name, text_queries(texts, self.embedder, self.item_emb, self.config.cache_dir))
 
     def run_all(self, out_dir: str | Path | None = None) -> dict[str, Any]:
         for method in [*self.config.methods, *self.config.profiles]:

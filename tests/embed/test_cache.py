@@ -111,3 +111,18 @@ def test_no_cache_dir_means_no_cache(tiny: Embedder) -> None:
     assert len(counter.calls) == 2
     with pytest.raises(ValueError, match="unique"):
         embed_items(tiny, ["a", "a"], ["x", "y"])
+
+
+def test_query_embeddings_are_cached_apart_from_documents(tiny_model_path: Path, tmp_path: Path) -> None:
+    from bluerec.embed import embed_cached
+
+    emb = Embedder(EmbedderConfig(model=str(tiny_model_path), query_prompt="query: "))
+    calls: list[list[str]] = []
+    original = emb.encode_queries
+    emb.encode_queries = lambda texts: calls.append(list(texts)) or original(texts)  # type: ignore[method-assign]
+    q1 = embed_cached(emb, TEXTS, "query", tmp_path)
+    q2 = embed_cached(emb, TEXTS, "query", tmp_path)
+    assert calls == [TEXTS]  # the second call is served from the cache
+    np.testing.assert_array_equal(q1, q2)
+    docs = embed_cached(emb, TEXTS, "document", tmp_path)
+    assert not np.allclose(docs, q1)  # the query prompt changes the vectors; never mixed up in the cache
