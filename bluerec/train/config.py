@@ -1,0 +1,310 @@
+"""The one typed configuration of a BLUE GRPO run (``configs/train/*.yaml``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from bluerec.config import StrictModel
+from bluerec.embed import EmbedderConfig
+from bluerec.profiler.prompts import PromptConfig
+from bluerec.rewards import InfoNCERewardConfig, LengthPenaltyConfig, MultipleChoiceRewardConfig
+
+RewardName = Literal["infonce", "multiple_choice", "length_penalty"]
+
+
+class RLDataConfig(StrictModel):
+    """Which prepared **train** rows become GRPO prompts (:func:`bluerec.train.dataset.build_rl_dataset`).
+
+    Parameters:
+        rows: ``"latest"`` keeps each user's ``rows_per_user`` most recent train rows (the closest to the held-out
+            items); ``"all"`` keeps every train row. ``max_train_examples`` then caps either with a seeded sample.
+            Default ``"latest"``.
+        rows_per_user: with ``rows="latest"``, how many of a user's most recent train rows. Default ``1``.
+        min_history: skip rows whose history has fewer items. Default ``1``.
+        negatives: ``"per_step"`` lets the InfoNCE reward sample fresh negatives every step (seeded by step, user and
+            target); ``"fixed"`` writes ``rewards.infonce.num_negatives`` seeded negatives per row into a ``negatives``
+            column (always outside the user's history). Ignored for ``negatives: hard``. Default ``"per_step"``.
+        mc_item_field: item column shown as multiple-choice options (``"title"`` falls back to the text when a title
+            is empty). Default ``"title"``.
+        mc_option_chars: options are cut to this many characters. Default ``160``.
+        mc_distractors: ``"uniform"`` over the catalogue or ``"popularity"``-weighted, always outside the history and
+            with a text different from the target's. Default ``"uniform"``.
+        seed: seeds the sample, the negatives and the options (each row has its own generator, so a row's columns
+            do not depend on which other rows were selected). Default ``0``.
+    """
+
+    rows: Literal["latest", "all"] = "latest"
+    rows_per_user: int = Field(1, ge=1)
+    min_history: int = Field(1, ge=0)
+    negatives: Literal["per_step", "fixed"] = "per_step"
+    mc_item_field: Literal["title", "text"] = "title"
+    mc_option_chars: int = Field(160, ge=8)
+    mc_distractors: Literal["uniform", "popularity"] = "uniform"
+    seed: int = Field(0, ge=0)
+
+
+class ReaderConfig(StrictModel):
+    """The frozen reader LM of the multiple-choice reward.
+
+    Parameters:
+        model: HF id or local folder of a causal LM; ``"profiler"`` uses a frozen copy of the starting profiler
+            (cheap, for smoke tests); ``None`` is only allowed while ``multiple_choice`` is not enabled. Default
+            ``None``.
+        dtype: ``"auto"`` (bfloat16 on a capable GPU, else float32), ``"float32"`` or ``"bfloat16"``. Default
+            ``"auto"``.
+        batch_size: (context, option) pairs per forward pass. Default ``16``.
+        max_length: longest reader input in tokens (context is cut from the left). Default ``1024``.
+    """
+
+    model: str | None = None
+    dtype: Literal["auto", "float32", "bfloat16"] = "auto"
+    batch_size: int = Field(16, ge=1)
+    max_length: int = Field(1024, ge=16)
+
+
+class RewardWeights(StrictModel):
+    """Weight of each reward component in the GRPO sum (``GRPOConfig.reward_weights``).
+
+    ``infonce`` multiplies both InfoNCE directions (their relative weights are
+    ``infonce.weight_profile_to_item`` / ``infonce.weight_item_to_profile``).
+    """
+
+    infonce: float = Field(1.0, ge=0)
+    multiple_choice: float = Field(1.0, ge=0)
+    length_penalty: float = Field(1.0, ge=0)
+
+
+class RewardsConfig(StrictModel):
+    """Which rewards are on, their settings and weights.
+
+    Parameters:
+        enabled: the reward components passed to GRPO, any of ``infonce`` (embedding space; logged as its two
+            directions ``infonce_profile_to_item`` and ``infonce_item_to_profile``), ``multiple_choice`` (text space:
+            the frozen reader picks the next item) and ``length_penalty``. Default ``[infonce, length_penalty]``.
+        weights: :class:`RewardWeights`.
+        infonce, multiple_choice, length_penalty: the reward configs of :mod:`bluerec.rewards`.
+
+    Ablations are config changes:
+
+    | ablation                  | setting                                                                 |
+    |---------------------------|-------------------------------------------------------------------------|
+    | embedding only            | ``enabled: [infonce, length_penalty]``                                  |
+    | text only                 | ``enabled: [multiple_choice, length_penalty]`` (+ ``reader.model``)     |
+    | both                      | ``enabled: [infonce, multiple_choice, length_penalty]``                 |
+    | one-directional InfoNCE   | ``infonce: {weight_item_to_profile: 0}`` (still logged, not optimised)  |
+    """
+
+    enabled: list[RewardName] = Field(default_factory=lambda: ["infonce", "length_penalty"], min_length=1)
+    weights: RewardWeights = Field(default_factory=RewardWeights)
+    infonce: InfoNCERewardConfig = Field(default_factory=InfoNCERewardConfig)
+    multiple_choice: MultipleChoiceRewardConfig = Field(default_factory=MultipleChoiceRewardConfig)
+    length_penalty: LengthPenaltyConfig = Field(default_factory=LengthPenaltyConfig)
+
+    @model_validator(mode="after")
+    def _unique(self) -> RewardsConfig:
+        if len(set(self.enabled)) != len(self.enabled):
+            raise ValueError(f"enabled lists a reward twice: {self.enabled}")
+        return self
+
+
+class GRPOSettings(StrictModel):
+    """The GRPO optimisation (mapped onto TRL's ``GRPOConfig``).
+
+    Parameters that control the batch:
+        num_generations: G, profiles sampled per user prompt (the group of GRPO's advantage). Default ``4``.
+        batch_size: *completions* per device per micro-batch (TRL's ``per_device_train_batch_size``), so
+            ``batch_size / num_generations`` users per micro-batch. ``batch_size × gradient_accumulation_steps`` must
+            be divisible by ``num_generations``. Default ``16``.
+        gradient_accumulation_steps: micro-batches per optimizer step; TRL generates for all of them at once, so the
+            InfoNCE item→profile direction sees ``batch_size × gradient_accumulation_steps / num_generations`` users.
+            Default ``1``.
+
+    Parameters that control generation:
+        max_completion_length: longest profile in tokens. Default ``64``.
+        temperature, top_p: sampling of the training completions (``top_k`` is off). Defaults ``1.0``, ``1.0``.
+
+    Parameters that control the optimisation:
+        learning_rate: AdamW learning rate (``~1e-5`` full / ``~1e-4`` LoRA for 1B models; ``~1e-4``–``1e-3`` for
+            the micro model). Default ``1e-5``.
+        lr_scheduler_type: transformers scheduler name. Default ``"constant_with_warmup"``.
+        warmup_steps: warm-up steps. Default ``0``.
+        weight_decay, max_grad_norm: as usual. Defaults ``0.0``, ``1.0``.
+        beta: KL coefficient against the starting profiler (``0`` loads no reference model and logs no ``kl``).
+            Default ``0.0``.
+        epsilon: PPO clipping range. Default ``0.2``.
+        num_iterations: μ, optimisation passes per generated batch. Default ``1``.
+        loss_type: TRL loss aggregation (``dapo``, ``grpo``, ``dr_grpo``, ``bnpo``). Default ``"dapo"``.
+        scale_rewards: ``group``, ``batch`` or ``none`` advantage scaling. Default ``"group"``.
+        mask_truncated_completions: leave profiles cut at ``max_completion_length`` out of the loss. Default
+            ``False``.
+        max_steps: optimizer steps. Default ``200``.
+        gradient_checkpointing: trade compute for memory (off: small models on CPU). Default ``False``.
+        seed: seeds model init of adapters, sampling and data order. Default ``0``.
+
+    Parameters that control logging and checkpoints:
+        logging_steps: log every N steps (to ``metrics.jsonl`` and the console). Default ``1``.
+        save_steps: checkpoint every N steps (``0`` = no intermediate checkpoints). Default ``50``.
+        save_total_limit: keep only the newest N checkpoints (``None`` = all). Default ``2``.
+        log_completions: print a sample of (prompt, profile, reward) every logging step. Default ``False``.
+    """
+
+    num_generations: int = Field(4, ge=2)
+    batch_size: int = Field(16, ge=1)
+    gradient_accumulation_steps: int = Field(1, ge=1)
+    max_completion_length: int = Field(64, ge=1)
+    temperature: float = Field(1.0, gt=0)
+    top_p: float = Field(1.0, gt=0, le=1)
+    learning_rate: float = Field(1e-5, gt=0)
+    lr_scheduler_type: str = "constant_with_warmup"
+    warmup_steps: int = Field(0, ge=0)
+    weight_decay: float = Field(0.0, ge=0)
+    max_grad_norm: float = Field(1.0, gt=0)
+    beta: float = Field(0.0, ge=0)
+    epsilon: float = Field(0.2, gt=0)
+    num_iterations: int = Field(1, ge=1)
+    loss_type: Literal["dapo", "grpo", "dr_grpo", "bnpo"] = "dapo"
+    scale_rewards: Literal["group", "batch", "none"] = "group"
+    mask_truncated_completions: bool = False
+    max_steps: int = Field(200, ge=1)
+    gradient_checkpointing: bool = False
+    seed: int = Field(0, ge=0)
+    logging_steps: int = Field(1, ge=1)
+    save_steps: int = Field(50, ge=0)
+    save_total_limit: int | None = Field(2, ge=1)
+    log_completions: bool = False
+
+    @model_validator(mode="after")
+    def _groups_fit(self) -> GRPOSettings:
+        per_step = self.batch_size * self.gradient_accumulation_steps
+        if per_step % self.num_generations:
+            raise ValueError(
+                f"batch_size × gradient_accumulation_steps ({self.batch_size} × {self.gradient_accumulation_steps} = "
+                f"{per_step}) must be divisible by num_generations ({self.num_generations})"
+            )
+        return self
+
+
+class LoraSettings(StrictModel):
+    """LoRA adapters instead of full fine-tuning.
+
+    Parameters:
+        enabled: train LoRA adapters only (the saved ``final/`` model has them merged). Default ``False``.
+        r, alpha, dropout: the adapter rank, scaling and dropout. Defaults ``16``, ``32``, ``0.05``.
+        target_modules: module names to adapt, or ``"all-linear"`` (every linear layer but the output head).
+            Default ``"all-linear"``.
+    """
+
+    enabled: bool = False
+    r: int = Field(16, ge=1)
+    alpha: int = Field(32, ge=1)
+    dropout: float = Field(0.05, ge=0, lt=1)
+    target_modules: list[str] | Literal["all-linear"] = "all-linear"
+
+
+class TrainEvalConfig(StrictModel):
+    """Validation during training: greedy profiles of a fixed set of validation users, ranked against the full
+    catalogue with the user's full history excluded (the target itself is never excluded).
+
+    Parameters:
+        every_steps: evaluate every N optimizer steps (``0`` = never during training). Default ``50``.
+        at_start: also evaluate before the first step (skipped when resuming). Default ``True``.
+        at_end: also evaluate after the last step (if it was not just evaluated). Default ``True``.
+        num_users: M validation users, sampled once with ``seed`` (``None`` = all). Default ``200``.
+        k: cut-off of the logged ``eval/ndcg@k`` and ``eval/recall@k``. Default ``10``.
+        batch_size: prompts per generation call. Default ``32``.
+        max_new_tokens: profile length (``None`` = ``grpo.max_completion_length``). Default ``None``.
+        save_profiles: write the profiles to ``<output_dir>/eval/profiles-step<N>.jsonl``. Default ``True``.
+        seed: seeds the user sample. Default ``0``.
+    """
+
+    every_steps: int = Field(50, ge=0)
+    at_start: bool = True
+    at_end: bool = True
+    num_users: int | None = Field(200, ge=1)
+    k: int = Field(10, ge=1)
+    batch_size: int = Field(32, ge=1)
+    max_new_tokens: int | None = Field(None, ge=1)
+    save_profiles: bool = True
+    seed: int = Field(0, ge=0)
+
+
+class BlueTrainConfig(StrictModel):
+    """Configuration of :func:`bluerec.train.trainer.train_blue` — one GRPO run of the BLUE profiler.
+
+    Parameters that choose the data:
+        dataset: a prepared-dataset folder (``bluerec data prepare``); prompts come from its **train** split, the
+            validation users from ``valid``; ``test`` is never read.
+        data: :class:`RLDataConfig` (which train rows, negatives, multiple-choice options).
+        max_train_examples: cap on the number of prompts, a seeded sample (``None`` = all selected rows).
+
+    Parameters that choose the models:
+        profiler: HF id or local folder of the starting profiler (e.g. a warm-started micro model); any causal LM
+            that ``transformers`` loads, through the same code path as ``HFProfiler.from_pretrained``.
+        dtype: weights of the profiler: ``"float32"``, ``"bfloat16"`` or ``"auto"`` (bfloat16 on a capable GPU).
+            Default ``"float32"``.
+        device: ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda"``. Default ``"auto"``.
+        bf16: bfloat16 mixed precision; ``None`` = on exactly when training on a GPU that supports it.
+        trust_remote_code: allow model repositories to run their own code. Default ``False``.
+        reader: :class:`ReaderConfig`, the frozen reader LM of the multiple-choice reward.
+        embedder: :class:`~bluerec.embed.EmbedderConfig` of the frozen retriever (MiniLM by default).
+        item_cache_dir: on-disk cache of item embeddings (``None`` = no cache). Default ``.cache/item-embeddings``.
+
+    Parameters that control the prompt and rewards:
+        prompt: :class:`~bluerec.profiler.prompts.PromptConfig` (prompts are fit to ``max_prompt_tokens``).
+        rewards: :class:`RewardsConfig` — which components are on, their weights and settings.
+
+    Parameters that control the training:
+        grpo: :class:`GRPOSettings` (batch, generation, optimiser, steps, logging, checkpoints).
+        lora: :class:`LoraSettings` (LoRA adapters or full fine-tuning).
+        eval: :class:`TrainEvalConfig` (NDCG@10 of a fixed validation sample every N steps).
+        num_threads: ``torch.set_num_threads`` for the run (``None`` = leave as is).
+        show_progress: transformers' progress bar and log lines on the console. Default ``True``.
+
+    Parameters that control the output:
+        output_dir: run folder: ``metrics.jsonl``, ``train_config.yaml``, ``checkpoint-<step>/``, ``eval/``,
+            ``final/``.
+        overwrite: start over in an ``output_dir`` that already holds a run (its checkpoints, metrics and final model
+            are deleted). Without it such a folder is an error unless the run is resumed. Default ``False``.
+    """
+
+    dataset: Path
+    data: RLDataConfig = Field(default_factory=RLDataConfig)
+    max_train_examples: int | None = Field(None, ge=1)
+
+    profiler: str
+    dtype: Literal["auto", "float32", "bfloat16"] = "float32"
+    device: str = "auto"
+    bf16: bool | None = None
+    trust_remote_code: bool = False
+    reader: ReaderConfig = Field(default_factory=ReaderConfig)
+    embedder: EmbedderConfig = Field(default_factory=EmbedderConfig)
+    item_cache_dir: Path | None = Path(".cache/item-embeddings")
+
+    prompt: PromptConfig = Field(default_factory=PromptConfig)
+    rewards: RewardsConfig = Field(default_factory=RewardsConfig)
+
+    grpo: GRPOSettings = Field(default_factory=GRPOSettings)
+    lora: LoraSettings = Field(default_factory=LoraSettings)
+    eval: TrainEvalConfig = Field(default_factory=TrainEvalConfig)
+    num_threads: int | None = Field(None, ge=1)
+    show_progress: bool = True
+
+    output_dir: Path
+    overwrite: bool = False
+
+    @model_validator(mode="after")
+    def _reader_when_needed(self) -> BlueTrainConfig:
+        if "multiple_choice" in self.rewards.enabled and not self.reader.model:
+            raise ValueError(
+                "rewards.enabled has 'multiple_choice' but reader.model is not set "
+                "(an HF id, a local folder, or 'profiler' for a frozen copy of the starting profiler)"
+            )
+        return self
+
+    def reward_names(self) -> list[str]:
+        """The enabled components in a fixed order (``infonce``, ``multiple_choice``, ``length_penalty``)."""
+        order = ("infonce", "multiple_choice", "length_penalty")
+        return [name for name in order if name in self.rewards.enabled]

@@ -1,0 +1,658 @@
+"""GRPO training of the BLUE profiler with TRL's ``GRPOTrainer``.
+
+:func:`train_blue` loads the starting profiler from a path or hub id (any causal LM, the same code path as
+``HFProfiler.from_pretrained``), embeds the catalogue once with the frozen retriever, builds the enabled rewards as
+TRL reward functions, and trains. It validates every ``eval.every_steps`` steps (greedy profiles of a fixed sample of
+validation users, full-catalogue NDCG@10 with the history excluded), appends every log line to ``metrics.jsonl``,
+checkpoints through the HF Trainer, resumes from the newest checkpoint, and saves the final profiler (LoRA merged)
+atomically.
+
+Output layout of ``output_dir``::
+
+    train_config.yaml          the resolved config of the run (rewritten on resume)
+    metrics.jsonl              one JSON object per line, see below
+    checkpoint-<step>/         HF Trainer checkpoints: weights (or adapter), optimizer.pt, scheduler.pt,
+                               rng_state.pth, trainer_state.json
+    eval/profiles-step<N>.jsonl  validation profiles at step N: user_id, target_item, rank, profile
+    final/                     save_pretrained of the trained profiler (LoRA merged) + tokenizer
+
+``metrics.jsonl`` rows all have ``kind``, ``step`` (optimizer steps done) and ``time_s`` (seconds since this
+process started training):
+
+- ``kind: "train"`` — TRL's log at a logging step: ``loss``, ``grad_norm``, ``learning_rate``, ``reward`` (weighted
+  sum, mean), ``reward_std``, ``rewards/<name>/mean`` and ``/std`` per component (``infonce_profile_to_item``,
+  ``infonce_item_to_profile``, ``multiple_choice``, ``length_penalty``), the rewards' extras
+  (``infonce/degenerate_fraction``, ``infonce/profile_to_item_accuracy``, ``multiple_choice/accuracy``,
+  ``length_penalty/length``), ``kl`` (only when ``grpo.beta > 0``), ``entropy``, ``completions/mean_length``,
+  ``clip_ratio/*``, ``step_time``, ``epoch``.
+- ``kind: "eval"`` — ``eval/ndcg@<k>``, ``eval/recall@<k>``, ``eval/mrr``, ``eval/n_users``,
+  ``eval/degenerate_fraction``, ``eval/mean_words``, ``eval/seconds``.
+- ``kind: "summary"`` — the Trainer's closing line (``train_runtime``, ``train_steps_per_second``, ``train_loss``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import re
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+import yaml
+
+from bluerec.io import read_jsonl, write_jsonl_atomic, write_text_atomic
+from bluerec.train.config import BlueTrainConfig
+from bluerec.train.dataset import build_rl_dataset
+
+if TYPE_CHECKING:
+    from transformers import TrainerCallback
+
+    from bluerec.data.dataset import Example, PreparedDataset
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[dict[str, Any]], None]
+METRICS_FILE = "metrics.jsonl"
+CONFIG_FILE = "train_config.yaml"
+FINAL_DIR = "final"
+_SECRET_KEY = re.compile(r"(^|[_-])(api[_-]?key|token|secret|password|credentials?)$", re.IGNORECASE)
+_RUN_ARTIFACTS = (METRICS_FILE, FINAL_DIR, "eval", "completions")
+
+
+@dataclass
+class TrainResult:
+    """What a run did and where it put it."""
+
+    output_dir: Path
+    final_dir: Path
+    metrics_path: Path
+    global_step: int
+    start_step: int  # > 0 when resumed
+    resumed_from: Path | None
+    seconds: float  # wall time of trainer.train() in this process
+    steps_per_s: float  # optimizer steps of this process per second (eval time included)
+    evals: list[dict[str, Any]] = field(default_factory=list)  # the eval rows of this process
+    train_metrics: dict[str, Any] = field(default_factory=dict)  # the Trainer's summary
+
+    @property
+    def last_eval(self) -> dict[str, Any] | None:
+        return self.evals[-1] if self.evals else None
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# metrics.jsonl
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, (np.floating, np.integer)):
+        value = value.item()
+    if isinstance(value, torch.Tensor) and value.numel() == 1:
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    return str(value)
+
+
+class MetricsLog:
+    """Appends rows to ``metrics.jsonl``; on resume, rows logged after the checkpoint's step are dropped first (they
+    belong to the interrupted run and are about to be logged again)."""
+
+    def __init__(self, path: Path, keep_until_step: int | None) -> None:
+        self.path = path
+        if path.exists():
+            if keep_until_step is None:
+                path.unlink()
+            else:
+                rows = [r for r in read_jsonl(path) if int(r.get("step", 0)) <= keep_until_step]
+                write_jsonl_atomic(path, rows)
+        self.t0 = time.perf_counter()
+
+    def append(self, row: dict[str, Any]) -> dict[str, Any]:
+        row = {k: _jsonable(v) for k, v in row.items()}
+        row["time_s"] = round(time.perf_counter() - self.t0, 3)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+            fh.flush()
+        return row
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Validation
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def select_eval_examples(dataset: PreparedDataset, num_users: int | None, seed: int) -> list[Example]:
+    """A fixed, seeded sample of validation users (their latest valid row), in dataset order."""
+    from bluerec.profiler.profile import latest_per_user
+
+    examples = latest_per_user(dataset.split("valid"))
+    if num_users is not None and num_users < len(examples):
+        pick = np.sort(np.random.default_rng([seed, 11]).choice(len(examples), size=num_users, replace=False))
+        examples = [examples[i] for i in pick]
+    return examples
+
+
+class ValidationEvaluator:
+    """Greedy profiles for fixed validation users → query embeddings → full-catalogue rank of the target.
+
+    The ranking excludes the user's full history (never the target) and uses
+    :func:`bluerec.eval.retrieval.full_ranks` + :mod:`bluerec.eval.metrics`, exactly as ``bluerec evaluate``.
+
+    Args:
+        prompts: one chat per example.
+        targets: item row of each example's target.
+        exclude: item rows of each example's full history.
+        encoder: the retriever (``encode_queries``).
+        item_emb: ``(n_items, d)`` item embeddings.
+        tokenizer: the profiler's tokenizer.
+        user_ids, target_ids: for the saved profiles.
+        k, batch_size, max_new_tokens: metric cut-off and generation settings.
+        out_dir: where ``profiles-step<N>.jsonl`` go (``None`` = not saved).
+    """
+
+    def __init__(
+        self,
+        prompts: list[list[dict]],
+        targets: np.ndarray,
+        exclude: list[np.ndarray],
+        encoder: Any,
+        item_emb: np.ndarray,
+        tokenizer: Any,
+        user_ids: Sequence[str],
+        target_ids: Sequence[str],
+        *,
+        k: int = 10,
+        batch_size: int = 32,
+        max_new_tokens: int = 64,
+        out_dir: Path | None = None,
+    ) -> None:
+        self.prompts = prompts
+        self.targets = np.asarray(targets, dtype=np.int64)
+        self.exclude = exclude
+        self.encoder = encoder
+        self.item_emb = item_emb
+        self.tokenizer = tokenizer
+        self.user_ids = list(user_ids)
+        self.target_ids = list(target_ids)
+        self.k = k
+        self.batch_size = batch_size
+        self.max_new_tokens = max_new_tokens
+        self.out_dir = out_dir
+        self._profiler: Any = None
+
+    def profiles(self, model: Any) -> list[str]:
+        from bluerec.profiler.backends.hf import HFProfiler
+
+        if self._profiler is None or self._profiler.model is not model:
+            self._profiler = HFProfiler(model, self.tokenizer, batch_size=self.batch_size)
+        outs = self._profiler.generate(self.prompts, num_samples=1, max_new_tokens=self.max_new_tokens,
+                                       do_sample=False, seed=0)
+        return [o[0] if o else "" for o in outs]
+
+    def __call__(self, model: Any, step: int) -> dict[str, Any]:
+        from bluerec.eval.metrics import mrr, ndcg_at_k, recall_at_k
+        from bluerec.eval.retrieval import full_ranks
+        from bluerec.rewards.text import is_degenerate
+
+        start = time.perf_counter()
+        texts = self.profiles(model)
+        queries = np.asarray(self.encoder.encode_queries(texts), dtype=np.float32)
+        ranks = full_ranks(queries, self.item_emb, self.targets, self.exclude, top_n=0).ranks
+        k = self.k
+        row = {
+            f"eval/ndcg@{k}": float(ndcg_at_k(ranks, k).mean()),
+            f"eval/recall@{k}": float(recall_at_k(ranks, k).mean()),
+            "eval/mrr": float(mrr(ranks).mean()),
+            "eval/n_users": len(texts),
+            "eval/degenerate_fraction": float(np.mean([is_degenerate(t) for t in texts])),
+            "eval/mean_words": float(np.mean([len(t.split()) for t in texts])),
+            "eval/seconds": round(time.perf_counter() - start, 3),
+        }
+        if self.out_dir is not None:
+            write_jsonl_atomic(
+                self.out_dir / f"profiles-step{step:06d}.jsonl",
+                ({"user_id": u, "target_item": t, "rank": int(r), "profile": p}
+                 for u, t, r, p in zip(self.user_ids, self.target_ids, ranks.tolist(), texts)),
+            )
+        return row
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Callbacks
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def _callbacks(
+    metrics: MetricsLog,
+    evaluator: ValidationEvaluator | None,
+    config: BlueTrainConfig,
+    progress: Progress | None,
+    evals: list[dict[str, Any]],
+) -> list[TrainerCallback]:
+    from transformers import TrainerCallback
+
+    def emit(row: dict[str, Any]) -> dict[str, Any]:
+        row = metrics.append(row)
+        if progress is not None:
+            progress(row)
+        return row
+
+    class MetricsCallback(TrainerCallback):
+        """Every Trainer log line → one ``metrics.jsonl`` row (``kind`` train or summary)."""
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if not logs:
+                return
+            kind = "summary" if "train_runtime" in logs else "train"
+            emit({"kind": kind, "step": state.global_step, **logs})
+
+    class EvalCallback(TrainerCallback):
+        """Validation NDCG at the start, every ``every_steps`` steps and at the end."""
+
+        def __init__(self) -> None:
+            self.last_step: int | None = None
+
+        def _run(self, state, model) -> None:
+            if evaluator is None or model is None:
+                return
+            row = evaluator(model, state.global_step)
+            self.last_step = state.global_step
+            k = config.eval.k
+            log.info("step %d: eval/ndcg@%d = %.4f (recall@%d %.4f, %d users, %.1fs)", state.global_step, k,
+                     row[f"eval/ndcg@{k}"], k, row[f"eval/recall@{k}"], row["eval/n_users"], row["eval/seconds"])
+            state.log_history.append({**row, "step": state.global_step})
+            evals.append(emit({"kind": "eval", "step": state.global_step, **row}))
+
+        def on_train_begin(self, args, state, control, model=None, **kwargs):
+            if config.eval.at_start and state.global_step == 0:
+                self._run(state, model)
+
+        def on_step_end(self, args, state, control, model=None, **kwargs):
+            every = config.eval.every_steps
+            if every > 0 and state.global_step % every == 0:
+                self._run(state, model)
+
+        def on_train_end(self, args, state, control, model=None, **kwargs):
+            if config.eval.at_end and self.last_step != state.global_step:
+                self._run(state, model)
+
+    return [MetricsCallback(), EvalCallback()]
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Building blocks
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def _redact(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {k: ("***" if _SECRET_KEY.search(str(k)) and isinstance(v, str) and v else _redact(v))
+                for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_redact(v) for v in obj]
+    return obj
+
+
+def config_yaml(config: BlueTrainConfig) -> str:
+    """The config as YAML (paths as strings, anything that looks like a secret replaced by ``***``)."""
+    return yaml.safe_dump(_redact(config.model_dump(mode="json")), sort_keys=False, allow_unicode=True)
+
+
+def _prepare_output_dir(config: BlueTrainConfig, resume: bool) -> Path | None:
+    """Check/clean ``output_dir``; return the checkpoint to resume from (``None`` = start fresh)."""
+    from transformers.trainer_utils import get_last_checkpoint
+
+    out = Path(config.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    if resume:
+        last = get_last_checkpoint(str(out))
+        if last is not None:
+            return Path(last)
+        log.warning("resume requested but %s has no checkpoint-<step> folder: starting from step 0", out)
+    checkpoints = [p for p in out.glob("checkpoint-*") if p.is_dir()]
+    existing = checkpoints + [out / name for name in _RUN_ARTIFACTS if (out / name).exists()]
+    if existing and not resume:
+        if not config.overwrite:
+            raise FileExistsError(
+                f"{out} already holds a run ({', '.join(sorted(p.name for p in existing))}); "
+                "resume it (resume=True / --resume) or set overwrite: true to start over"
+            )
+        for p in existing:
+            shutil.rmtree(p) if p.is_dir() else p.unlink()
+    elif existing:  # resume without a checkpoint: clear the stale artefacts of the crashed start
+        for p in existing:
+            shutil.rmtree(p) if p.is_dir() else p.unlink()
+    return None
+
+
+def prompt_renderer(tokenizer: Any) -> Callable[[list[dict]], list[dict] | str]:
+    """How a chat becomes the prompt TRL sees: the chat itself; the chat with the system message merged into the
+    user turn (templates that reject a system role); or the plain ``System/User/Profile`` text for tokenizers without
+    a chat template — the same rendering :class:`~bluerec.profiler.backends.hf.HFProfiler` uses at inference."""
+    from bluerec.profiler.prompts import render_prompt
+
+    if not getattr(tokenizer, "chat_template", None):
+        return lambda messages: render_prompt(messages, None)
+    probe = [{"role": "system", "content": "s"}, {"role": "user", "content": "u"}]
+    try:
+        tokenizer.apply_chat_template(probe, tokenize=False, add_generation_prompt=True)
+        return lambda messages: messages
+    except Exception:  # noqa: BLE001 - any template error on the system role means "merge it"
+        pass
+
+    def merge(messages: list[dict]) -> list[dict]:
+        if messages and messages[0].get("role") == "system" and len(messages) > 1:
+            merged = dict(messages[1])
+            merged["content"] = f"{messages[0]['content']}\n\n{messages[1]['content']}"
+            return [merged, *messages[2:]]
+        return messages
+
+    return merge
+
+
+def _item_embeddings(embedder: Any, dataset: PreparedDataset, cache_dir: Path | None) -> np.ndarray:
+    from bluerec.embed import Embedder, embed_items
+
+    items = dataset.items
+    if isinstance(embedder, Embedder):
+        emb = embed_items(embedder, items.ids, items.texts, cache_dir=cache_dir)
+    else:
+        emb = np.asarray(embedder.encode_documents(list(items.texts)), dtype=np.float32)
+    emb = np.asarray(emb, dtype=np.float32)
+    norms = np.linalg.norm(emb, axis=1, keepdims=True)
+    return np.ascontiguousarray(emb / np.maximum(norms, 1e-12))
+
+
+def build_reward_funcs(
+    config: BlueTrainConfig,
+    *,
+    encoder: Any,
+    item_emb: np.ndarray,
+    dataset: PreparedDataset,
+    reader: tuple[Any, Any] | None = None,
+) -> tuple[list[Any], list[float]]:
+    """The enabled rewards as TRL reward functions, and their ``reward_weights`` (same order).
+
+    InfoNCE contributes its two directions as two functions (``infonce_profile_to_item``,
+    ``infonce_item_to_profile``) weighted ``weights.infonce × weight_<direction>``; a direction with weight 0 is still
+    computed and logged.
+    """
+    from bluerec.rewards import InfoNCEReward, LengthPenalty, MultipleChoiceReward
+
+    rc = config.rewards
+    funcs: list[Any] = []
+    weights: list[float] = []
+    for name in config.reward_names():
+        if name == "infonce":
+            reward = InfoNCEReward(encoder, item_emb, dataset.items.index, rc.infonce,
+                                   popularity=np.asarray(dataset.items.popularity, dtype=np.float64))
+            funcs.extend(reward.components())
+            weights.extend(rc.weights.infonce * w for w in reward.component_weights())
+        elif name == "multiple_choice":
+            if reader is None:
+                raise ValueError("the multiple_choice reward needs a reader model")
+            model, tokenizer = reader
+            funcs.append(MultipleChoiceReward.from_hf(model, tokenizer, rc.multiple_choice,
+                                                      batch_size=config.reader.batch_size,
+                                                      max_length=config.reader.max_length))
+            weights.append(rc.weights.multiple_choice)
+        elif name == "length_penalty":
+            funcs.append(LengthPenalty(rc.length_penalty))
+            weights.append(rc.weights.length_penalty)
+    return funcs, weights
+
+
+def _load_reader(config: BlueTrainConfig, device: torch.device) -> tuple[Any, Any]:
+    from bluerec.profiler.backends.hf import HFProfiler
+
+    source = config.profiler if config.reader.model == "profiler" else str(config.reader.model)
+    reader = HFProfiler.from_pretrained(source, dtype=config.reader.dtype, device=device,
+                                        trust_remote_code=config.trust_remote_code)
+    reader.model.requires_grad_(False)
+    reader.model.eval()
+    return reader.model, reader.tokenizer
+
+
+def _peft_config(config: BlueTrainConfig) -> Any:
+    if not config.lora.enabled:
+        return None
+    from peft import LoraConfig
+
+    lc = config.lora
+    return LoraConfig(r=lc.r, lora_alpha=lc.alpha, lora_dropout=lc.dropout, target_modules=lc.target_modules,
+                      bias="none", task_type="CAUSAL_LM")
+
+
+def grpo_args(config: BlueTrainConfig, device: torch.device, reward_weights: list[float]) -> Any:
+    """TRL's ``GRPOConfig`` for a run."""
+    from trl import GRPOConfig
+
+    g = config.grpo
+    bf16 = config.bf16
+    if bf16 is None:
+        bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
+    return GRPOConfig(
+        output_dir=str(config.output_dir),
+        per_device_train_batch_size=g.batch_size,
+        gradient_accumulation_steps=g.gradient_accumulation_steps,
+        num_generations=g.num_generations,
+        max_completion_length=g.max_completion_length,
+        temperature=g.temperature,
+        top_p=g.top_p,
+        top_k=0,
+        learning_rate=g.learning_rate,
+        lr_scheduler_type=g.lr_scheduler_type,
+        warmup_steps=g.warmup_steps,
+        weight_decay=g.weight_decay,
+        max_grad_norm=g.max_grad_norm,
+        beta=g.beta,
+        epsilon=g.epsilon,
+        num_iterations=g.num_iterations,
+        loss_type=g.loss_type,
+        scale_rewards=g.scale_rewards,
+        mask_truncated_completions=g.mask_truncated_completions,
+        max_steps=g.max_steps,
+        activation_checkpointing=g.gradient_checkpointing,
+        seed=g.seed,
+        data_seed=g.seed,
+        logging_steps=g.logging_steps,
+        logging_first_step=True,
+        save_strategy="steps" if g.save_steps > 0 else "no",
+        save_steps=g.save_steps if g.save_steps > 0 else 500,
+        save_total_limit=g.save_total_limit,
+        save_only_model=False,
+        reward_weights=list(reward_weights),
+        log_completions=g.log_completions,
+        report_to=[],
+        use_cpu=device.type == "cpu",
+        bf16=bool(bf16),
+        fp16=False,
+        disable_tqdm=not config.show_progress,
+        dataloader_num_workers=0,
+        remove_unused_columns=False,
+    )
+
+
+def _check_lengths(config: BlueTrainConfig, model: Any) -> None:
+    cfg = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
+    limit = getattr(cfg, "max_position_embeddings", None)
+    need = config.prompt.max_prompt_tokens + config.grpo.max_completion_length
+    if limit is not None and need > int(limit):
+        raise ValueError(
+            f"prompt.max_prompt_tokens + grpo.max_completion_length = {need} exceeds the profiler's "
+            f"max_position_embeddings ({limit}); lower one of them"
+        )
+
+
+def save_final(model: Any, tokenizer: Any, out_dir: Path) -> Path:
+    """Save the trained profiler with ``save_pretrained`` (a PEFT model is merged first) atomically."""
+    from bluerec.profiler.checkpoint import save_pretrained_atomic
+
+    if hasattr(model, "merge_and_unload"):
+        model = model.merge_and_unload()
+    model.eval()
+    if getattr(model.config, "use_cache", None) is False:
+        model.config.use_cache = True
+    return save_pretrained_atomic(model, tokenizer, out_dir)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Entry point
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def train_blue(
+    config: BlueTrainConfig,
+    *,
+    resume: bool = False,
+    progress: Progress | None = None,
+    embedder: Any | None = None,
+    callbacks: Sequence[TrainerCallback] = (),
+) -> TrainResult:
+    """Train the profiler with GRPO; see the module docstring for what lands in ``config.output_dir``.
+
+    Args:
+        config: the run.
+        resume: continue from the newest ``checkpoint-<step>`` in ``output_dir`` (same weights, optimizer,
+            scheduler, RNG and data position); rows of ``metrics.jsonl`` after that step are dropped first. Without a
+            checkpoint the run starts from step 0.
+        progress: called with every ``metrics.jsonl`` row as it is written (train logs, evals, the summary).
+        embedder: the frozen retriever to use instead of building ``Embedder(config.embedder)``: anything with
+            ``encode_queries(texts)`` and ``encode_documents(texts)`` returning float32 rows.
+        callbacks: extra ``transformers.TrainerCallback`` s.
+
+    Example:
+    ```python
+    >>> from bluerec.config import load_config
+    >>> cfg = load_config(BlueTrainConfig, "configs/train/quickstart.yaml")
+    >>> result = train_blue(cfg)
+    >>> result.last_eval["eval/ndcg@10"], result.final_dir
+    ```
+    """
+    from transformers import PrinterCallback, set_seed
+    from trl import GRPOTrainer
+
+    from bluerec.data.dataset import PreparedDataset
+    from bluerec.embed import Embedder
+    from bluerec.profiler.backends.hf import HFProfiler, resolve_device
+    from bluerec.profiler.prompts import fit_to_budget, history_items_for
+
+    threads = torch.get_num_threads()
+    if config.num_threads is not None:
+        torch.set_num_threads(config.num_threads)
+    try:
+        out = Path(config.output_dir)
+        checkpoint = _prepare_output_dir(config, resume)
+        start_step = 0
+        if checkpoint is not None:
+            state = json.loads((checkpoint / "trainer_state.json").read_text(encoding="utf-8"))
+            start_step = int(state.get("global_step", 0))
+            log.info("resuming from %s (step %d)", checkpoint, start_step)
+        previous = out / CONFIG_FILE
+        text = config_yaml(config)
+        if checkpoint is not None and previous.exists() and previous.read_text(encoding="utf-8") != text:
+            log.warning("%s differs from the config of the run being resumed; it is replaced", previous)
+        write_text_atomic(previous, text)
+        set_seed(config.grpo.seed)
+
+        dataset = PreparedDataset(config.dataset)
+        device = resolve_device(config.device)
+        profiler = HFProfiler.from_pretrained(config.profiler, dtype=config.dtype, device=device,
+                                              trust_remote_code=config.trust_remote_code)
+        model, tokenizer = profiler.model, profiler.tokenizer
+        _check_lengths(config, model)
+        count_tokens = profiler.count_tokens
+
+        if embedder is None:
+            embedder = Embedder(config.embedder)
+        item_emb = _item_embeddings(embedder, dataset, config.item_cache_dir)
+
+        reader = _load_reader(config, device) if "multiple_choice" in config.rewards.enabled else None
+        reward_funcs, reward_weights = build_reward_funcs(config, encoder=embedder, item_emb=item_emb,
+                                                          dataset=dataset, reader=reader)
+        mc = config.rewards.multiple_choice.num_choices if "multiple_choice" in config.rewards.enabled else None
+        train_ds = build_rl_dataset(dataset, config.data, config.prompt, max_examples=config.max_train_examples,
+                                    count_tokens=count_tokens, num_negatives=config.rewards.infonce.num_negatives,
+                                    mc_choices=mc, render=prompt_renderer(tokenizer))
+        log.info("GRPO dataset: %d prompts; rewards %s with weights %s", len(train_ds),
+                 [getattr(f, "__name__", type(f).__name__) for f in reward_funcs], reward_weights)
+
+        evaluator = None
+        if config.eval.every_steps > 0 or config.eval.at_start or config.eval.at_end:
+            examples = select_eval_examples(dataset, config.eval.num_users, config.eval.seed)
+            index = dataset.items.index
+            prompts = [fit_to_budget(history_items_for(dataset, ex, field=config.prompt.item_field), config.prompt,
+                                     count_tokens) for ex in examples]
+            evaluator = ValidationEvaluator(
+                prompts,
+                np.asarray([index[ex.item_id] for ex in examples], dtype=np.int64),
+                [np.asarray([index[i] for i in dataset.full_history(ex) if i in index], dtype=np.int64)
+                 for ex in examples],
+                embedder,
+                item_emb,
+                tokenizer,
+                [ex.user_id for ex in examples],
+                [ex.item_id for ex in examples],
+                k=config.eval.k,
+                batch_size=config.eval.batch_size,
+                max_new_tokens=config.eval.max_new_tokens or config.grpo.max_completion_length,
+                out_dir=out / "eval" if config.eval.save_profiles else None,
+            )
+
+        metrics = MetricsLog(out / METRICS_FILE, keep_until_step=start_step if checkpoint is not None else None)
+        evals: list[dict[str, Any]] = []
+        args = grpo_args(config, device, reward_weights)
+        model.train()
+        trainer = GRPOTrainer(
+            model=model,
+            reward_funcs=reward_funcs,
+            args=args,
+            train_dataset=train_ds,
+            processing_class=tokenizer,
+            callbacks=[*_callbacks(metrics, evaluator, config, progress, evals), *callbacks],
+            peft_config=_peft_config(config),
+        )
+        if not config.show_progress:
+            trainer.remove_callback(PrinterCallback)
+
+        start = time.perf_counter()
+        output = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint is not None else None)
+        seconds = time.perf_counter() - start
+        final_dir = save_final(trainer.accelerator.unwrap_model(trainer.model), tokenizer, out / FINAL_DIR)
+        global_step = int(trainer.state.global_step)
+        done = global_step - start_step
+        log.info("trained %d steps in %.1fs; final profiler saved to %s", done, seconds, final_dir)
+        return TrainResult(
+            output_dir=out,
+            final_dir=final_dir,
+            metrics_path=metrics.path,
+            global_step=global_step,
+            start_step=start_step,
+            resumed_from=checkpoint,
+            seconds=seconds,
+            steps_per_s=done / seconds if seconds > 0 else float("nan"),
+            evals=evals,
+            train_metrics={k: _jsonable(v) for k, v in (output.metrics or {}).items()},
+        )
+    finally:
+        torch.set_num_threads(threads)
+
+
+def latest_checkpoint(output_dir: str | os.PathLike[str]) -> Path | None:
+    """The newest ``checkpoint-<step>`` folder of a run (``None`` if there is none)."""
+    from transformers.trainer_utils import get_last_checkpoint
+
+    last = get_last_checkpoint(str(output_dir)) if Path(output_dir).is_dir() else None
+    return Path(last) if last else None
