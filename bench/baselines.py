@@ -104,6 +104,21 @@ def print_table(subset: str, summary: dict[str, Any]) -> None:
     console.print(table)
 
 
+def write_results(args: argparse.Namespace, embedder: Embedder, results: dict[str, Any]) -> None:
+    payload = {
+        "benchmark": "baselines",
+        "command": "python bench/baselines.py" + (f" --max-users {args.max_users}" if args.max_users else ""),
+        "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+        "embedder": embedder.model_id,
+        "subsets": results,
+    }
+    write_json_atomic(args.out, payload)
+    md = "".join(f"\n**{s}** ({r['n_users']:,} test users, {r['n_items']:,} items)\n\n" + markdown_table(r["results"])
+                 for s, r in results.items())
+    write_text_atomic(args.out.with_suffix(".md"), md.lstrip())
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--subset", action="append", help="seqrec subset(s); default amazon2014-beauty and amazon2018-game")
@@ -123,18 +138,7 @@ def main() -> int:
         console.rule(subset)
         results[subset] = run_subset(subset, args, embedder)
         print_table(subset, results[subset])
-    payload = {
-        "benchmark": "baselines",
-        "command": "python bench/baselines.py" + (f" --max-users {args.max_users}" if args.max_users else ""),
-        "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
-        "embedder": embedder.model_id,
-        "subsets": results,
-    }
-    write_json_atomic(args.out, payload)
-    md = "".join(f"\n**{s}** ({r['n_users']:,} test users, {r['n_items']:,} items)\n\n" + markdown_table(r["results"])
-                 for s, r in results.items())
-    write_text_atomic(args.out.with_suffix(".md"), md.lstrip())
+        write_results(args, embedder, results)  # after every subset, so a long run keeps what it finished
     console.print(f"wrote {args.out}")
     failed = [m for r in results.values() for m, c in r.get("reference_check", {}).items() if not c["within_10pct"]]
     if failed:
