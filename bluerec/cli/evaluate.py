@@ -46,7 +46,7 @@ def evaluate(
         data.update(split=split, history_items=history_items, max_users=max_users, seed=seed)
         cfg = parse_config(EvaluateConfig, data, str(config or "command line"))
         if profiler is not None:
-            from bluerec.profiler.profile import profiles_for_run
+            from bluerec.pipeline import profiles_for_run
 
             cfg.profiles["profiler"] = profiles_for_run(profiler, cfg.dataset, cfg.split, out / "profiler_profiles.jsonl",
                                                         max_users=cfg.max_users, seed=cfg.seed)

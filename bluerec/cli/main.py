@@ -7,6 +7,7 @@ import typer
 from bluerec.cli import data as data_cmd
 from bluerec.cli._common import setup_logging
 from bluerec.cli.evaluate import evaluate
+from bluerec.cli.jobs import profile, quickstart, train
 
 app = typer.Typer(
     name="bluerec",
@@ -16,6 +17,9 @@ app = typer.Typer(
 )
 app.add_typer(data_cmd.app, name="data")
 app.command("evaluate")(evaluate)
+app.command("train")(train)
+app.command("profile")(profile)
+app.command("quickstart")(quickstart)
 
 
 @app.callback()

@@ -53,7 +53,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 WarmStartTarget = Literal["template", "next_item", "template+next_item"]
-Example = tuple[list[dict], str]
+Example = tuple[list[dict] | str, str]  # (chat messages or a plain-text prompt, target text)
 
 
 class WarmStartConfig(StrictModel):
@@ -180,14 +180,19 @@ def _prepare(tokenizer: Any, examples: Sequence[Example], config: WarmStartConfi
     count = token_counter(tokenizer)
     rows, dropped = [], 0
     for messages, target in examples:
-        if count(messages_text(messages)) > config.max_prompt_tokens:
+        # A plain-text prompt (str) trains a plain continuation, e.g. a reader LM scored without a chat template.
+        prompt_text = messages if isinstance(messages, str) else messages_text(messages)
+        if count(prompt_text) > config.max_prompt_tokens:
             dropped += 1
             continue
         ids = tokenizer(target, add_special_tokens=False, verbose=False)["input_ids"]
         if len(ids) > config.max_target_tokens:
             target = tokenizer.decode(ids[: config.max_target_tokens], skip_special_tokens=True)
-        rows.append({"prompt": [dict(m) for m in messages],
-                     "completion": [{"role": "assistant", "content": target}]})
+        if isinstance(messages, str):
+            rows.append({"prompt": messages, "completion": target})
+        else:
+            rows.append({"prompt": [dict(m) for m in messages],
+                         "completion": [{"role": "assistant", "content": target}]})
     if dropped:
         warnings.warn(f"warm start: {dropped} of {len(examples)} examples have prompts over "
                       f"{config.max_prompt_tokens} tokens and were left out; fit prompts with count_tokens",

@@ -1,0 +1,79 @@
+"""``bluerec train``, ``bluerec profile`` and ``bluerec quickstart``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from bluerec.cli._common import console, friendly_errors, say
+
+
+def train(
+    config: Path = typer.Option(..., "--config", "-c", help="YAML BlueTrainConfig (dataset, profiler, rewards, GRPO, LoRA, eval)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue from the newest checkpoint in the run's output_dir (same step, optimizer and data position)."),
+    max_steps: Optional[int] = typer.Option(None, "--max-steps", help="Override grpo.max_steps."),
+    output_dir: Optional[Path] = typer.Option(None, "--output-dir", help="Override output_dir (the run folder)."),
+) -> None:
+    """Train a profiler with GRPO (TRL) on the BLUE rewards; checkpoints, metrics.jsonl and final/ go to output_dir."""
+    from bluerec.config import load_config
+    from bluerec.train.config import BlueTrainConfig
+    from bluerec.train.trainer import train_blue
+
+    overrides = {}
+    if max_steps is not None:
+        overrides["grpo.max_steps"] = max_steps
+    if output_dir is not None:
+        overrides["output_dir"] = str(output_dir)
+    with friendly_errors():
+        cfg = load_config(BlueTrainConfig, config, overrides)
+        result = train_blue(cfg, resume=resume)
+    say(f"trained to step {result.global_step} in {result.seconds:.0f}s; profiler saved to {result.final_dir}")
+    if result.last_eval:
+        say("last validation: " + ", ".join(f"{k}={v:.4f}" for k, v in result.last_eval.items()
+                                           if isinstance(v, float) and k.startswith("eval/")))
+
+
+def profile(
+    profiler: str = typer.Option(..., "--profiler", help="Profiler folder (e.g. a run's final/) or a Hugging Face model id."),
+    dataset: Path = typer.Option(..., "--dataset", "-d", help="Prepared-dataset folder."),
+    out: Path = typer.Option(..., "--out", help="Profiles JSONL to write (user_id, profile, generation settings); resumable."),
+    split: str = typer.Option("test", help="Which split's users to profile: train, valid or test."),
+    max_users: Optional[int] = typer.Option(None, help="Profile at most this many users."),
+    max_new_tokens: int = typer.Option(64, help="Longest profile in tokens (greedy decoding)."),
+) -> None:
+    """Write one greedy profile per user as JSONL; only users missing from an existing file are generated."""
+    from bluerec.pipeline import profiles_for_run
+
+    with friendly_errors():
+        path = Path(profiler)
+        profiles_for_run(path, dataset, split, out, max_users=max_users) if path.exists() else _hub(profiler, dataset, split, out, max_users, max_new_tokens)
+    say(f"profiles in {out}")
+
+
+def _hub(profiler: str, dataset: Path, split: str, out: Path, max_users: Optional[int], max_new_tokens: int) -> None:
+    from bluerec.data.dataset import PreparedDataset
+    from bluerec.pipeline import generate_profile_file
+    from bluerec.profiler.prompts import PromptConfig
+
+    generate_profile_file(profiler, PreparedDataset(dataset), split, out, PromptConfig(), max_new_tokens, max_users)
+
+
+def quickstart(
+    out: Path = typer.Option(Path("runs/quickstart"), "--out", help="Run folder: raw/, data/, models/, train/, eval/, results.md, results.json."),
+    config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML QuickstartConfig (default: the built-in settings, ~15 min on 2 cores)."),
+) -> None:
+    """The whole BLUE loop offline: synth → prepare → baselines → warm start → GRPO → evaluate → results table."""
+    from bluerec.config import load_config
+    from bluerec.pipeline import QuickstartConfig, run_quickstart
+
+    with friendly_errors():
+        cfg = load_config(QuickstartConfig, config) if config else QuickstartConfig()
+        summary = run_quickstart(cfg, out, say=lambda m: console.print(m, highlight=False))
+    from bluerec.eval.evaluator import print_summary
+
+    rows = {m: {f"{p} {k}": v for p, metrics in r.items() for k, v in metrics.items() if k in ("ndcg@10", "recall@10")}
+            for m, r in summary["results"].items()}
+    print_summary(rows, title="quick start: test users", console=console)
+    say(f"results: {out / 'results.md'}")

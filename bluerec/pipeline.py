@@ -1,0 +1,256 @@
+"""End-to-end jobs built from the library: ``bluerec quickstart`` and profile generation for evaluation.
+
+The quick start runs the whole BLUE loop offline on the embedded defaults, small enough for 2 CPU cores:
+
+1. ``data synth``: Amazon-2023-schema files with users whose interests drift over time;
+2. ``data prepare``: dedupe, k-core, leave-last-out split;
+3. baselines: popularity, raw history text, mean / last item embedding, template profile;
+4. micro profiler: tokenizer + small Qwen2 model, warm-started by supervised training;
+5. micro reader: a second small model warm-started on (template profile → next item title), the frozen
+   reader of the text-space multiple-choice reward;
+6. GRPO (TRL) with the bidirectional InfoNCE and multiple-choice rewards;
+7. evaluation of the warm-start and BLUE profilers beside every baseline (full ranking and sampled),
+   a results table (markdown + JSON) and three example users.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field
+
+from bluerec.config import StrictModel
+from bluerec.data.config import PrepareConfig
+from bluerec.data.synth import SynthConfig
+from bluerec.profiler.backends.micro import MicroModelConfig
+from bluerec.profiler.prompts import PromptConfig
+from bluerec.profiler.warmstart import WarmStartConfig
+from bluerec.train.config import GRPOSettings, RewardsConfig, TrainEvalConfig
+
+Say = Callable[[str], None]
+
+
+def _compact_prompt() -> PromptConfig:
+    # Short prompts keep a CPU-only micro model fast: the 8 most recent titles, no reviews.
+    return PromptConfig(max_history_items=8, max_prompt_tokens=192, max_item_chars=60, review_snippet_chars=0,
+                        include_ratings=False, item_field="title")
+
+
+class QuickstartConfig(StrictModel):
+    """Everything ``bluerec quickstart`` does (``configs/quickstart.yaml``). Defaults fit ~15 minutes on 2 cores."""
+
+    synth: SynthConfig = Field(default_factory=lambda: SynthConfig(
+        n_users=600, n_items=240, n_interests=16, mean_interactions=10, max_interactions=30, seed=0))
+    k_core: int = Field(3, ge=0)
+    prompt: PromptConfig = Field(default_factory=_compact_prompt)
+    vocab_size: int = Field(2048, ge=256)
+    micro: MicroModelConfig = Field(default_factory=lambda: MicroModelConfig(hidden_size=128, intermediate_size=384))
+    warmstart: WarmStartConfig = Field(default_factory=lambda: WarmStartConfig(
+        target="template", max_examples=2400, max_steps=150, batch_size=16, learning_rate=3e-3,
+        max_prompt_tokens=192, max_target_tokens=64))
+    reader: WarmStartConfig = Field(default_factory=lambda: WarmStartConfig(
+        target="template", max_examples=2400, max_steps=120, batch_size=16, learning_rate=3e-3,
+        max_prompt_tokens=160, max_target_tokens=32))
+    rewards: RewardsConfig = Field(default_factory=lambda: RewardsConfig(
+        enabled=["infonce", "multiple_choice", "length_penalty"]))
+    grpo: GRPOSettings = Field(default_factory=lambda: GRPOSettings(
+        max_steps=40, num_generations=4, batch_size=16, learning_rate=2e-4, max_completion_length=48,
+        save_steps=20, logging_steps=1))
+    train_eval: TrainEvalConfig = Field(default_factory=lambda: TrainEvalConfig(every_steps=10, num_users=100))
+    max_new_tokens: int = Field(48, ge=8)  # profile length at evaluation (greedy)
+    num_threads: int = Field(1, ge=1)  # one thread is fastest for a micro model on a busy 2-core machine
+    seed: int = 0
+
+
+def reader_examples(dataset: Any, question_template: str, option_prefix: str, max_examples: int,
+                    seed: int) -> list[tuple[str, str]]:
+    """(reader context with a template profile → next item title) pairs from the train split, as plain text —
+    the same format :class:`~bluerec.rewards.HFOptionScorer` scores, so the reader learns what it is asked."""
+    from bluerec.profiler.template import template_items_for, template_profile
+
+    rows = [ex for ex in dataset.split("train") if ex.history]
+    if len(rows) > max_examples:
+        rows = random.Random(seed).sample(rows, max_examples)
+    titles, index = dataset.items.titles, dataset.items.index
+    return [(question_template.format(profile=template_profile(template_items_for(dataset, ex)), options=""),
+             option_prefix + titles[index[ex.item_id]]) for ex in rows]
+
+
+def generate_profile_file(profiler: str | Path, dataset: Any, split: str, out_path: Path,
+                          prompt: PromptConfig, max_new_tokens: int = 64, max_users: int | None = None) -> Path:
+    """Greedy profiles of ``split``'s users by a profiler folder or hub id, resumable (missing users only)."""
+    from bluerec.profiler.backends.base import GenerationConfig
+    from bluerec.profiler.backends.hf import HFProfiler
+    from bluerec.profiler.profile import generate_profiles
+
+    backend = HFProfiler.from_pretrained(str(profiler), device="cpu")
+    gen = GenerationConfig(num_samples=1, max_new_tokens=max_new_tokens, do_sample=False, batch_size=32)
+    generate_profiles(backend, dataset, split, prompt, gen, out_path, resume=True, max_users=max_users)
+    return out_path
+
+
+def profiles_for_run(profiler: Path, dataset_dir: Path, split: str, out_path: Path,
+                     max_users: int | None = None, seed: int = 0) -> Path:
+    """Profiles for ``bluerec evaluate --profiler``: the prompt settings come from the run's ``train_config.yaml``
+    (beside ``final/``) when there is one, so evaluation prompts match training prompts."""
+    import yaml
+
+    from bluerec.data.dataset import PreparedDataset
+
+    prompt = PromptConfig()
+    for candidate in (profiler / "train_config.yaml", profiler.parent / "train_config.yaml"):
+        if candidate.exists():
+            prompt = PromptConfig.model_validate((yaml.safe_load(candidate.read_text()) or {}).get("prompt", {}))
+            break
+    return generate_profile_file(profiler, PreparedDataset(dataset_dir), split, out_path, prompt,
+                                 max_users=max_users)
+
+
+def run_quickstart(config: QuickstartConfig, out: Path, say: Say) -> dict[str, Any]:
+    """Run every stage (see the module docstring); returns the results summary also written to ``out``."""
+    import torch
+
+    from bluerec.data.dataset import PreparedDataset
+    from bluerec.data.prepare import prepare_dataset
+    from bluerec.data.synth import write_synth
+    from bluerec.eval.run import EvaluateConfig, EvaluationRun, load_profile_texts
+    from bluerec.io import write_json_atomic, write_text_atomic
+    from bluerec.profiler.backends.hf import HFProfiler
+    from bluerec.profiler.backends.micro import build_micro_model, build_micro_profiler, corpus_for
+    from bluerec.profiler.prompts import token_counter
+    from bluerec.profiler.warmstart import make_warmstart_examples, warm_start
+    from bluerec.train.config import BlueTrainConfig, ReaderConfig
+    from bluerec.train.trainer import train_blue
+
+    torch.set_num_threads(config.num_threads)
+    timings: dict[str, float] = {}
+    clock = time.perf_counter()
+
+    def lap(stage: str) -> None:
+        nonlocal clock
+        timings[stage] = round(time.perf_counter() - clock, 1)
+        say(f"[bold]{stage}[/] done in {timings[stage]:.0f}s")
+        clock = time.perf_counter()
+
+    say("1/7 synthesising Amazon-2023-schema data with drifting user interests")
+    synth = write_synth(config.synth, out / "raw")
+    lap("synth")
+    say("2/7 preparing: dedupe, k-core, leave-last-out split")
+    prepare_dataset(PrepareConfig(source=synth.source("amazon"), k_core=config.k_core, max_history=50), out / "data",
+                    progress=lambda m: None)
+    ds = PreparedDataset(out / "data")
+    say(f"    {ds.counts['users']:,} users, {ds.counts['items']:,} items, {ds.counts['interactions']:,} interactions")
+    lap("prepare")
+
+    say("3/7 baselines (full ranking and 100 sampled candidates)")
+    run = EvaluationRun(EvaluateConfig(dataset=out / "data", cache_dir=out / "cache"), say=lambda m: None)
+    for method in run.config.methods:
+        run.evaluate_queries(method, run.queries(method))
+    lap("baselines")
+
+    say("4/7 micro profiler: tokenizer, model, supervised warm start")
+    models = out / "models"
+    init = build_micro_profiler(corpus_for(ds), models / "micro-init", vocab_size=config.vocab_size,
+                                model_config=config.micro, prompt_config=config.prompt)
+    prof = HFProfiler.from_pretrained(str(init), device="cpu")
+    ws = config.warmstart
+    examples = make_warmstart_examples(ds, "train", target=ws.target, max_examples=ws.max_examples, seed=config.seed,
+                                       prompt_config=config.prompt, count_tokens=token_counter(prof.tokenizer))
+    result = warm_start(prof.model, prof.tokenizer, examples, ws, models / "warmstart",
+                        progress=_loss_printer(say, "warm start"))
+    say(f"    warm start loss {result.first_loss:.2f} → {result.last_loss:.2f}")
+    lap("warm start")
+
+    say("5/7 micro reader for the multiple-choice reward")
+    mc = config.rewards.multiple_choice
+    reader_model = build_micro_model(prof.tokenizer, config.micro.model_copy(update={"seed": config.micro.seed + 1}))
+    rex = reader_examples(ds, mc.question_template, mc.option_prefix, config.reader.max_examples, config.seed)
+    rres = warm_start(reader_model, prof.tokenizer, rex, config.reader, models / "reader",
+                      progress=_loss_printer(say, "reader"))
+    say(f"    reader loss {rres.first_loss:.2f} → {rres.last_loss:.2f}")
+    lap("reader")
+
+    say("6/7 GRPO with the InfoNCE and multiple-choice rewards")
+    profiles_dir = out / "profiles"
+    generate_profile_file(models / "warmstart", ds, "test", profiles_dir / "warmstart.test.jsonl", config.prompt,
+                          config.max_new_tokens)
+    train_cfg = BlueTrainConfig(
+        dataset=out / "data", profiler=str(models / "warmstart"), device="cpu",
+        reader=ReaderConfig(model=str(models / "reader")), item_cache_dir=out / "cache",
+        prompt=config.prompt, rewards=config.rewards, grpo=config.grpo, eval=config.train_eval,
+        num_threads=config.num_threads, output_dir=out / "train", overwrite=True, show_progress=False,
+    )
+    trained = train_blue(train_cfg, progress=_train_printer(say))
+    lap("grpo")
+
+    say("7/7 evaluating the warm-start and BLUE profilers")
+    generate_profile_file(trained.final_dir, ds, "test", profiles_dir / "blue.test.jsonl", config.prompt,
+                          config.max_new_tokens)
+    for name in ("warmstart", "blue"):
+        texts = load_profile_texts(profiles_dir / f"{name}.test.jsonl", run.examples)
+        run.evaluate_texts(name, texts)
+    run.save(out / "eval")
+    lap("evaluate")
+
+    summary = run.summary()
+    summary["timings_s"] = timings
+    summary["examples"] = example_users(run, ["warmstart", "blue"], n=3, seed=config.seed)
+    write_json_atomic(out / "results.json", summary)
+    write_text_atomic(out / "results.md", results_markdown(summary))
+    return summary
+
+
+def _loss_printer(say: Say, name: str) -> Callable[[dict[str, Any]], None]:
+    def show(row: dict[str, Any]) -> None:
+        if row.get("step") and row["step"] % 25 == 0:
+            say(f"    {name} step {row['step']}/{row.get('max_steps')}: loss {row['loss']:.3f}")
+    return show
+
+
+def _train_printer(say: Say) -> Callable[[dict[str, Any]], None]:
+    def show(row: dict[str, Any]) -> None:
+        ndcg = next((v for k, v in row.items() if k.startswith("eval/ndcg@")), None)
+        if ndcg is not None:
+            say(f"    step {row.get('step')}: validation NDCG@10 {ndcg:.4f}")
+        elif row.get("step") and row["step"] % 5 == 0 and "reward" in row:
+            say(f"    step {row['step']}: reward {row['reward']:.3f}")
+    return show
+
+
+def example_users(run: Any, methods: list[str], n: int, seed: int) -> list[dict[str, Any]]:
+    """``n`` seeded test users: history, each method's profile and top-5 recommendations (full ranking)."""
+    titles, index = run.dataset.items.titles, run.dataset.items.index
+    picks = sorted(random.Random(seed).sample(range(len(run.examples)), min(n, len(run.examples))))
+    out = []
+    for i in picks:
+        ex = run.examples[i]
+        user: dict[str, Any] = {"user_id": ex.user_id, "history": [titles[index[h]] for h in ex.history[-8:]],
+                                "next_item": titles[index[ex.item_id]], "methods": {}}
+        for m in methods:
+            row = run.results[m]["full"]
+            user["methods"][m] = {
+                "profile": run.texts[m][i],
+                "rank": int(row.ranks[i]),
+                "top5": [titles[index[t]] if t in index else str(t) for t in row.top_ids[i][:5]],
+            }
+        out.append(user)
+    return out
+
+
+def results_markdown(summary: dict[str, Any]) -> str:
+    from bluerec.eval.run import markdown_table
+
+    lines = [f"# bluerec quick start — {summary['n_users']:,} test users, {summary['n_items']:,} items", "",
+             markdown_table(summary["results"]), "## Example users", ""]
+    for user in summary["examples"]:
+        lines += [f"### user {user['user_id']}", "", "History (oldest first): " + "; ".join(user["history"]),
+                  "", f"True next item: **{user['next_item']}**", ""]
+        for m, info in user["methods"].items():
+            lines += [f"- **{m}** (rank of the next item: {info['rank'] + 1}): {info['profile']}",
+                      "  - top 5: " + "; ".join(info["top5"])]
+        lines.append("")
+    return "\n".join(lines)
