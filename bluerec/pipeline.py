@@ -201,6 +201,9 @@ def run_quickstart(config: QuickstartConfig, out: Path, say: Say) -> dict[str, A
     summary["examples"] = example_users(run, ["warmstart", "blue"], n=3, seed=config.seed)
     write_json_atomic(out / "results.json", summary)
     write_text_atomic(out / "results.md", results_markdown(summary))
+    from bluerec.report import write_report
+
+    say(f"report: {write_report(out)}")
     return summary
 
 

@@ -43,3 +43,4 @@ def test_quickstart_runs_every_stage(tmp_path: Path):
     assert (tmp_path / "train" / "final" / "config.json").exists()
     assert (tmp_path / "train" / "metrics.jsonl").exists()
     assert any("GRPO" in m for m in messages)  # progress is reported stage by stage
+    assert "user-card" in (tmp_path / "report.html").read_text()  # the quick start ends with the run report

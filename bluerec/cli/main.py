@@ -8,6 +8,7 @@ from bluerec.cli import data as data_cmd
 from bluerec.cli._common import setup_logging
 from bluerec.cli.evaluate import evaluate
 from bluerec.cli.jobs import profile, quickstart, train
+from bluerec.cli.report import report
 
 app = typer.Typer(
     name="bluerec",
@@ -20,6 +21,7 @@ app.command("evaluate")(evaluate)
 app.command("train")(train)
 app.command("profile")(profile)
 app.command("quickstart")(quickstart)
+app.command("report")(report)
 
 
 @app.callback()
