@@ -214,3 +214,35 @@ def test_empty_history_users_are_counted_not_lost(tmp_path: Path) -> None:
 
 if __name__ == "__main__":  # pragma: no cover
     pytest.main([__file__, "-q"])
+
+
+NON_FINITE = [b"NaN", b"-NaN", b"Infinity", b"-Infinity", b"1e999", b"-1e999"]
+
+
+@pytest.mark.parametrize("value", NON_FINITE)
+def test_non_finite_rating_is_a_located_error(tmp_path: Path, value: bytes) -> None:
+    """Regression: DuckDB parses NaN / Infinity / 1e999 as doubles; they used to be staged as ratings (NaN then
+    reached prompts as "(rated nan/5)"). Now a DataError naming file, line and field, or a counted skip."""
+    good = review("U1", "P1", 1, "t", "x", True).encode()
+    bad = b'{"user_id": "U1", "parent_asin": "P2", "timestamp": 2, "rating": ' + value + b"}"
+    reviews = write_lines(tmp_path / "r.jsonl", [good, bad, good])
+    meta_path = write_lines(tmp_path / "m.jsonl", meta_lines(["P1", "P2"], ["a", "b"], True))
+    source = SourceConfig(format="amazon2023", reviews=[reviews], meta=[meta_path])
+    with pytest.raises(DataError, match=r"r\.jsonl:2: field 'rating': expected a finite number"):
+        stage(source, "raise")
+    con, report = stage(source, "skip")
+    assert report.counts == {(str(reviews), "rating: expected a finite number"): 1}
+    assert con.execute("SELECT count(*), count(rating) FROM staged_interactions").fetchone() == (2, 2)
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-Infinity", "NaN"])
+def test_non_finite_rating_in_benchmark_split_is_a_located_error(tmp_path: Path, value: str) -> None:
+    header = "user_id,parent_asin,rating,timestamp,history"
+    split = tmp_path / "All_Beauty.train.csv"
+    split.write_text(f"{header}\nU1,P1,5.0,1000,\nU1,P2,{value},2000,P1\n")
+    meta_path = write_lines(tmp_path / "m.jsonl", meta_lines(["P1", "P2"], ["a", "b"], True))
+    source = SourceConfig(format="amazon2023_benchmark", splits=[split], meta=[meta_path])
+    with pytest.raises(DataError, match=r"All_Beauty\.train\.csv:3: field 'rating': expected a finite number"):
+        stage(source, "raise")
+    con, report = stage(source, "skip")
+    assert report.total == 1 and con.execute("SELECT count(*) FROM staged_interactions").fetchone() == (1,)

@@ -247,6 +247,8 @@ def _field_sql(f: Field, v: str, t: str) -> tuple[str, str]:
         checks = []
         if f.kind == "int":
             checks.append((f"TRY_CAST({v} AS BIGINT) IS NULL", "'integer out of range'"))
+        if f.kind == "num":  # NaN / Infinity / 1e999 parse as doubles but are no rating
+            checks.append((f"NOT isfinite(TRY_CAST({v} AS DOUBLE))", "'expected a finite number'"))
         if f.kind == "id":  # an empty id would silently merge unrelated records
             checks.append((_FRACTIONAL.format(t=t, v=v), f"'expected {k.expect}, got number'"))
             checks.append((f"{v}->>'$' = ''", "'empty id'"))

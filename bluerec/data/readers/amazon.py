@@ -202,6 +202,8 @@ def _split_sql(col: dict[str, int]) -> str:
          err_sql("timestamp", "'expected an integer (Unix milliseconds)'", f"left({c('timestamp')}, 60)")),
         (f"{c('rating')} <> '' AND TRY_CAST({c('rating')} AS DOUBLE) IS NULL",
          err_sql("rating", "'expected a number'", f"left({c('rating')}, 60)")),
+        (f"{c('rating')} <> '' AND NOT isfinite(TRY_CAST({c('rating')} AS DOUBLE))",
+         err_sql("rating", "'expected a finite number'", f"left({c('rating')}, 60)")),
     ]
     err = "CASE " + " ".join(f"WHEN {cond} THEN {e}" for cond, e in checks) + " END"
     return (
