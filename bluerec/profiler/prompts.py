@@ -12,6 +12,7 @@ items, so the most recent interests are the last to go. It never fails: an empty
 
 from __future__ import annotations
 
+import math
 import re
 import weakref
 from collections.abc import Callable, Sequence
@@ -98,7 +99,7 @@ def format_rating(rating: float) -> str:
 
 def _history_line(i: int, item: HistoryItem, config: PromptConfig, item_chars: int, snippet_chars: int) -> str:
     line = f"{i}. {clip(item.text, item_chars) or '(untitled item)'}"
-    if config.include_ratings and item.rating is not None:
+    if config.include_ratings and item.rating is not None and math.isfinite(item.rating):  # NaN: no rating
         line += f" {format_rating(item.rating)}"
     if item.review and snippet_chars > 0:
         snippet = clip(item.review, snippet_chars)

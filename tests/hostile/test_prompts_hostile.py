@@ -62,7 +62,7 @@ def histories(draw: st.DrawFn) -> list[HistoryItem]:
     out = []
     for i in range(n):
         body = HUGE if i in huge_at else pool[i % len(pool)]
-        rating = draw(st.one_of(st.none(), st.sampled_from([0.0, 1.0, 4.5, 5.0, -1.0, 1e9, float("nan")])))
+        rating = draw(st.one_of(st.none(), st.sampled_from([0.0, 1.0, 4.5, 5.0, -1.0, 1e9, float("nan"), float("inf")])))
         review = draw(st.one_of(st.none(), TEXT, st.just(HUGE))) if i >= n - 30 else None
         out.append(HistoryItem(text=f"ITEM{i:03d} {body}", rating=rating, review=review))
     return out
@@ -111,6 +111,7 @@ def test_build_messages_keeps_the_newest_items_in_order(history, config):
         assert NO_HISTORY in msgs[1]["content"]
         return
     assert kept == list(range(max(0, len(history) - config.max_history_items), len(history)))
+    assert "(rated nan" not in msgs[1]["content"] and "(rated inf" not in msgs[1]["content"]
     render_prompt(msgs, None)  # the plain-text rendering accepts anything too
 
 
@@ -132,6 +133,14 @@ def test_fit_to_budget_never_raises_and_fits(history, config, count):
     # budget monotonicity: a larger budget never keeps fewer items
     bigger = fit_to_budget(history, config.model_copy(update={"max_prompt_tokens": budget * 4}), count)
     assert len(kept_items(bigger)) >= len(kept)
+
+
+def test_non_finite_rating_is_not_shown():
+    """Regression: a NaN rating (e.g. from a dataset prepared before the readers rejected it) rendered as
+    "(rated nan/5)"; now it is shown like a missing rating."""
+    msgs = build_messages([HistoryItem("Soap", float("nan")), HistoryItem("Mug", float("inf")), HistoryItem("Pen", 4.0)])
+    user = msgs[1]["content"]
+    assert "1. Soap\n" in user and "2. Mug\n" in user and "3. Pen (rated 4/5)" in user
 
 
 @settings(max_examples=25, deadline=None)
