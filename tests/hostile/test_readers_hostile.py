@@ -11,6 +11,7 @@ Invariants:
 
 from __future__ import annotations
 
+import gzip
 import json
 from pathlib import Path
 
@@ -35,6 +36,7 @@ SPECIAL = st.sampled_from([
 ])
 TEXT = st.one_of(UNI, SPECIAL)
 HUGE = 100_000
+HUGE_META = ("\u00e9t\u00e9 \U0001f600 <i>x</i> &amp; " * 5000)[:HUGE]
 SETTINGS = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow,
                                                                           HealthCheck.function_scoped_fixture])
 
@@ -78,7 +80,8 @@ BAD_LINES = st.sampled_from([
 
 
 def write_lines(path: Path, lines: list[bytes]) -> Path:
-    path.write_bytes(b"".join(x + b"\n" for x in lines))
+    data = b"".join(x + b"\n" for x in lines)
+    path.write_bytes(gzip.compress(data, compresslevel=1) if path.name.endswith(".gz") else data)
     return path
 
 
@@ -97,8 +100,8 @@ def meta_lines(items: list[str], titles: list[str], ascii_only: bool) -> list[by
 @SETTINGS
 @given(recs=records(), bad=st.lists(st.tuples(st.integers(0, 40), BAD_LINES), max_size=4),
        blanks=st.lists(st.integers(0, 40), max_size=3), ascii_only=st.booleans(),
-       meta_titles=st.lists(TEXT, min_size=6, max_size=6))
-def test_staging_hostile_lines(tmp_path_factory, recs, bad, blanks, ascii_only, meta_titles):
+       meta_titles=st.lists(TEXT, min_size=6, max_size=6), gz=st.booleans())
+def test_staging_hostile_lines(tmp_path_factory, recs, bad, blanks, ascii_only, meta_titles, gz):
     tmp = tmp_path_factory.mktemp("rd")
     good = [review(u, i, ts, ti, tx, ascii_only).encode() for u, i, ts, ti, tx in recs]
     lines: list[bytes | None] = list(good)  # None = blank line
@@ -108,9 +111,10 @@ def test_staging_hostile_lines(tmp_path_factory, recs, bad, blanks, ascii_only, 
         lines.insert(min(pos, len(lines)), None)
     raw = [b"" if x is None else x for x in lines]
     assume(any(x.strip() for x in raw))  # an all-blank file is the separately tested "file is empty"
-    reviews = write_lines(tmp / "reviews.jsonl", raw)
+    z = ".gz" if gz else ""
+    reviews = write_lines(tmp / f"reviews.jsonl{z}", raw)
     items = ["P1", "P2", "P3", "P4", "P5", "P6"]
-    meta_path = write_lines(tmp / "meta.jsonl", meta_lines(items, meta_titles, ascii_only))
+    meta_path = write_lines(tmp / f"meta.jsonl{z}", meta_lines(items, meta_titles, ascii_only))
     source = SourceConfig(format="amazon2023", reviews=[reviews], meta=[meta_path])
 
     try:
@@ -118,7 +122,7 @@ def test_staging_hostile_lines(tmp_path_factory, recs, bad, blanks, ascii_only, 
     except DataError as err:
         assert bad, f"good input raised {err}"
         assert err.path == str(reviews) and err.line is not None and 1 <= err.line <= len(raw)
-        assert f"reviews.jsonl:{err.line}: " in str(err)
+        assert f"reviews.jsonl{z}:{err.line}: " in str(err)
         assert raw[err.line - 1] not in good  # it points at one of the bad lines
     else:
         assert report.total == 0
@@ -142,16 +146,17 @@ def test_staging_hostile_lines(tmp_path_factory, recs, bad, blanks, ascii_only, 
 
 @SETTINGS
 @given(recs=records(max_size=40), with_meta=st.sets(st.sampled_from(["P1", "P2", "P3", "P4", "P5", "P6"]), max_size=6),
-       ascii_only=st.booleans(), dedupe=st.booleans())
+       ascii_only=st.booleans(), dedupe=st.booleans(),
+       meta_texts=st.lists(st.one_of(TEXT, st.just(HUGE_META)), min_size=7, max_size=7))
 def test_prepare_orders_chronologically_and_accounts_for_every_row(tmp_path_factory, recs, with_meta, ascii_only,
-                                                                    dedupe):
+                                                                    dedupe, meta_texts):
     assume(recs)
     tmp = tmp_path_factory.mktemp("prep")
     reviews = write_lines(tmp / "reviews.jsonl",
                           [review(u, i, ts, ti, tx, ascii_only).encode() for u, i, ts, ti, tx in recs])
     items = sorted(with_meta)
     # meta may be empty (no item has text) but the file must not be: one unrelated item
-    meta_path = write_lines(tmp / "meta.jsonl", meta_lines(items + ["PX"], ["x"] * (len(items) + 1), ascii_only))
+    meta_path = write_lines(tmp / "meta.jsonl", meta_lines(items + ["PX"], meta_texts[: len(items) + 1], ascii_only))
     config = PrepareConfig(source=SourceConfig(format="amazon2023", reviews=[reviews], meta=[meta_path]),
                            k_core=0, min_user_interactions=3, dedupe=dedupe, threads=1, memory_limit="256MB")
     # the model: (user, item, ts, line) of rows whose item has meta; earliest per (user, item) under dedupe
@@ -198,6 +203,11 @@ def test_prepare_orders_chronologically_and_accounts_for_every_row(tmp_path_fact
     for r in pq.read_table(out / "train.parquet").to_pylist():
         assert r["history"] == expected[r["user_id"]][: r["seq"]][-config.max_history:]
     assert sum(1 for r in pq.read_table(out / "train.parquet").to_pylist() if r["history"] == []) == len(expected)
+    # hostile meta (any unicode, 100 KB descriptions) renders to a non-empty text within max_chars
+    item_rows = pq.read_table(out / "items.parquet").to_pylist()
+    assert {r["item_id"] for r in item_rows} == {i for seq in expected.values() for i in seq}
+    for r in item_rows:
+        assert r["text"].startswith("T") and 0 < len(r["text"]) <= config.item_text.max_chars
 
 
 def test_empty_history_users_are_counted_not_lost(tmp_path: Path) -> None:
