@@ -232,6 +232,7 @@ def embed_cached(
     texts: Sequence[str],
     kind: Literal["query", "document"] = "query",
     cache_dir: str | Path | None = None,
+    chunk_size: int = 8192,
 ) -> np.ndarray:
     """Embeddings of ``texts`` as queries or documents, reusing rows already in the on-disk cache.
 
@@ -256,12 +257,17 @@ def embed_cached(
     logger.info("%s embeddings: %d cached, %d to encode (%s)", kind, int(found.sum()), len(missing), ns.model_id)
     if not missing:
         return vectors
-    # Encode each distinct missing text once.
+    # Encode each distinct missing text once, in chunks that are cached as they finish, so an interrupted
+    # run over a large catalogue or user set resumes where it stopped.
     unique_texts = list(dict.fromkeys(texts[i] for i in missing))
-    encoded = encode(unique_texts)
+    parts = []
+    for start in range(0, len(unique_texts), chunk_size):
+        chunk = unique_texts[start : start + chunk_size]
+        parts.append(encode(chunk))
+        cache.add(ns, chunk, parts[-1])
+    encoded = np.concatenate(parts)
     if vectors.shape[1] == 0:
         vectors = np.zeros((len(texts), encoded.shape[1]), dtype=np.float32)
     row_of = {text: j for j, text in enumerate(unique_texts)}
     vectors[missing] = encoded[[row_of[texts[i]] for i in missing]]
-    cache.add(ns, unique_texts, encoded)
     return vectors

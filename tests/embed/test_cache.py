@@ -126,3 +126,28 @@ def test_query_embeddings_are_cached_apart_from_documents(tiny_model_path: Path,
     np.testing.assert_array_equal(q1, q2)
     docs = embed_cached(emb, TEXTS, "document", tmp_path)
     assert not np.allclose(docs, q1)  # the query prompt changes the vectors; never mixed up in the cache
+
+
+def test_large_requests_are_cached_chunk_by_chunk(tiny: Embedder, tmp_path: Path) -> None:
+    """An interrupted encode keeps the chunks it finished: the rerun encodes only what is left."""
+    from bluerec.embed import embed_cached
+
+    counter = Counting(tiny)
+    original = tiny.encode_documents
+    done: list[int] = []
+
+    def fail_on_third(texts):  # type: ignore[no-untyped-def]
+        if len(done) == 2:
+            raise KeyboardInterrupt
+        done.append(len(texts))
+        return original(texts)
+
+    tiny.encode_documents = fail_on_third  # type: ignore[method-assign]
+    with pytest.raises(KeyboardInterrupt):
+        embed_cached(tiny, TEXTS, "document", tmp_path, chunk_size=2)
+    tiny.encode_documents = original  # type: ignore[method-assign]
+    counter.calls.clear()
+    counter = Counting(tiny)
+    full = embed_cached(tiny, TEXTS, "document", tmp_path, chunk_size=2)
+    assert counter.encoded == TEXTS[4:]  # the first two chunks (4 texts) came from the cache
+    np.testing.assert_allclose(full, tiny.model.encode(TEXTS, normalize_embeddings=True), atol=1e-6)
