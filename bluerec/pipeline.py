@@ -94,7 +94,7 @@ def generate_profile_file(profiler: str | Path, dataset: Any, split: str, out_pa
 
 
 def profiles_for_run(profiler: Path, dataset_dir: Path, split: str, out_path: Path,
-                     max_users: int | None = None, seed: int = 0) -> Path:
+                     max_users: int | None = None) -> Path:
     """Profiles for ``bluerec evaluate --profiler``: the prompt settings come from the run's ``train_config.yaml``
     (beside ``final/``) when there is one, so evaluation prompts match training prompts."""
     import yaml

@@ -44,3 +44,23 @@ def test_quickstart_runs_every_stage(tmp_path: Path):
     assert (tmp_path / "train" / "metrics.jsonl").exists()
     assert any("GRPO" in m for m in messages)  # progress is reported stage by stage
     assert "user-card" in (tmp_path / "report.html").read_text()  # the quick start ends with the run report
+    _evaluate_trained_profiler_from_the_cli(tmp_path)
+
+
+def _evaluate_trained_profiler_from_the_cli(run: Path) -> None:
+    from typer.testing import CliRunner
+
+    from bluerec.cli.main import app
+
+    out = run / "cli-eval"
+    res = CliRunner().invoke(app, ["evaluate", "--dataset", str(run / "data"), "--profiler", str(run / "train" / "final"),
+                                   "-m", "last_item", "--protocol", "full", "--max-users", "20", "--out", str(out),
+                                   "--cache-dir", str(run / "cache")])
+    assert res.exit_code == 0, res.output
+    summary = json.loads((out / "summary.json").read_text())
+    assert set(summary["results"]) == {"last_item", "profiler"} and summary["n_users"] == 20
+    # Every test user was profiled (resumable file), so any --max-users sample finds its profiles.
+    rows = [json.loads(line) for line in (out / "profiler_profiles.jsonl").read_text().splitlines()]
+    n_test = json.loads((run / "data" / "manifest.json").read_text())["counts"]["test"]
+    assert len({r["user_id"] for r in rows}) == len(rows) == n_test
+    assert all(isinstance(r["profile"], str) for r in rows)

@@ -48,8 +48,8 @@ def evaluate(
         if profiler is not None:
             from bluerec.pipeline import profiles_for_run
 
-            cfg.profiles["profiler"] = profiles_for_run(profiler, cfg.dataset, cfg.split, out / "profiler_profiles.jsonl",
-                                                        max_users=cfg.max_users, seed=cfg.seed)
+            # Every user of the split is profiled (resumable), so any --max-users sample finds its profiles.
+            cfg.profiles["profiler"] = profiles_for_run(profiler, cfg.dataset, cfg.split, out / "profiler_profiles.jsonl")
         run = EvaluationRun(cfg, say=say)
         summary = run.run_all(out)
     by_protocol = {f"{m} ({p})": metrics for m, r in summary["results"].items() for p, metrics in r.items()}

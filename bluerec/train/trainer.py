@@ -312,14 +312,12 @@ def config_yaml(config: BlueTrainConfig) -> str:
 
 def _prepare_output_dir(config: BlueTrainConfig, resume: bool) -> Path | None:
     """Check/clean ``output_dir``; return the checkpoint to resume from (``None`` = start fresh)."""
-    from transformers.trainer_utils import get_last_checkpoint
-
     out = Path(config.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     if resume:
-        last = get_last_checkpoint(str(out))
+        last = latest_checkpoint(out)
         if last is not None:
-            return Path(last)
+            return last
         log.warning("resume requested but %s has no checkpoint-<step> folder: starting from step 0", out)
     checkpoints = [p for p in out.glob("checkpoint-*") if p.is_dir()]
     existing = checkpoints + [out / name for name in _RUN_ARTIFACTS if (out / name).exists()]
@@ -651,8 +649,17 @@ def train_blue(
 
 
 def latest_checkpoint(output_dir: str | os.PathLike[str]) -> Path | None:
-    """The newest ``checkpoint-<step>`` folder of a run (``None`` if there is none)."""
-    from transformers.trainer_utils import get_last_checkpoint
+    """The newest *complete* ``checkpoint-<step>`` folder of a run (``None`` if there is none).
 
-    last = get_last_checkpoint(str(output_dir)) if Path(output_dir).is_dir() else None
-    return Path(last) if last else None
+    A kill during a save leaves a folder without ``trainer_state.json`` (the Trainer writes it last); such a
+    folder is skipped, so resuming falls back to the previous checkpoint instead of failing.
+    """
+    root = Path(output_dir)
+    if not root.is_dir():
+        return None
+    steps = []
+    for folder in root.glob("checkpoint-*"):
+        suffix = folder.name.removeprefix("checkpoint-")
+        if folder.is_dir() and suffix.isdigit() and (folder / "trainer_state.json").is_file():
+            steps.append((int(suffix), folder))
+    return max(steps)[1] if steps else None
