@@ -29,6 +29,7 @@ from bluerec.data.synth import SynthConfig
 from bluerec.profiler.backends.micro import MicroModelConfig
 from bluerec.profiler.prompts import PromptConfig
 from bluerec.profiler.warmstart import WarmStartConfig
+from bluerec.rewards import InfoNCERewardConfig, MultipleChoiceRewardConfig
 from bluerec.train.config import GRPOSettings, RewardsConfig, TrainEvalConfig
 
 Say = Callable[[str], None]
@@ -55,8 +56,11 @@ class QuickstartConfig(StrictModel):
     reader: WarmStartConfig = Field(default_factory=lambda: WarmStartConfig(
         target="template", max_examples=2400, max_steps=120, batch_size=16, learning_rate=3e-3,
         max_prompt_tokens=160, max_target_tokens=32))
+    # Floors below what real profiles score, so GRPO never learns that an empty profile pays
+    # (a weak profile's InfoNCE is below the chance value log 1/(K+1); its multiple-choice probability near 1/C).
     rewards: RewardsConfig = Field(default_factory=lambda: RewardsConfig(
-        enabled=["infonce", "multiple_choice", "length_penalty"]))
+        enabled=["infonce", "multiple_choice", "length_penalty"],
+        infonce=InfoNCERewardConfig(floor=-10.0), multiple_choice=MultipleChoiceRewardConfig(floor=0.0)))
     grpo: GRPOSettings = Field(default_factory=lambda: GRPOSettings(
         max_steps=40, num_generations=4, batch_size=16, learning_rate=2e-4, max_completion_length=48,
         save_steps=20, logging_steps=1))
