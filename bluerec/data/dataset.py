@@ -102,6 +102,15 @@ class PreparedDataset:
         """All items the user interacted with before the example's target (untruncated)."""
         return self.user_sequences[example.user_id][: example.seq]
 
+    def read_columns(self, table: str, names: tuple[str, ...]) -> dict[str, list[Any]]:
+        """Columns of ``<table>.parquet`` as Python lists; a column the file lacks (a dataset prepared by an
+        older version, or a source without it) comes back as all ``None``."""
+        path = self.root / f"{table}.parquet"
+        present = set(pq.read_schema(path).names)
+        cols = pq.read_table(path, columns=[c for c in names if c in present]).to_pydict()
+        n = len(next(iter(cols.values()))) if cols else 0
+        return {c: cols.get(c, [None] * n) for c in names}
+
     def interactions(self):  # -> pyarrow.Table
         return pq.read_table(self.root / "interactions.parquet")
 

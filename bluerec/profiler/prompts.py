@@ -252,16 +252,8 @@ def user_feedback(dataset: "PreparedDataset") -> dict[tuple[str, str], tuple[flo
     cached = _FEEDBACK_CACHE.get(dataset)
     if cached is not None:
         return cached
-    import pyarrow.parquet as pq
-
-    path = dataset.root / "interactions.parquet"
-    names = set(pq.read_schema(path).names)
-    wanted = [c for c in ("user_id", "item_id", "rating", "review_title", "review_text") if c in names]
-    cols = pq.read_table(path, columns=wanted).to_pydict()
-    n = len(cols["user_id"])
-    ratings = cols.get("rating", [None] * n)
-    titles = cols.get("review_title", [None] * n)
-    texts = cols.get("review_text", [None] * n)
+    cols = dataset.read_columns("interactions", ("user_id", "item_id", "rating", "review_title", "review_text"))
+    ratings, titles, texts = cols["rating"], cols["review_title"], cols["review_text"]
     feedback: dict[tuple[str, str], tuple[float | None, str | None]] = {}
     for u, i, r, t, x in zip(cols["user_id"], cols["item_id"], ratings, titles, texts):
         review = _join_review(t, x)

@@ -180,17 +180,8 @@ def item_meta(dataset: "PreparedDataset") -> dict[str, TemplateItem]:
     cached = _META_CACHE.get(dataset)
     if cached is not None:
         return cached
-    import pyarrow.parquet as pq
-
-    path = dataset.root / "items.parquet"
-    names = set(pq.read_schema(path).names)
-    wanted = [c for c in ("item_id", "title", "main_category", "categories", "store") if c in names]
-    cols = pq.read_table(path, columns=wanted).to_pydict()
-    n = len(cols["item_id"])
-    titles = cols.get("title", [""] * n)
-    mains = cols.get("main_category", [None] * n)
-    cats = cols.get("categories", [None] * n)
-    stores = cols.get("store", [None] * n)
+    cols = dataset.read_columns("items", ("item_id", "title", "main_category", "categories", "store"))
+    titles, mains, cats, stores = cols["title"], cols["main_category"], cols["categories"], cols["store"]
     meta = {}
     for item_id, title, main, cat, store in zip(cols["item_id"], titles, mains, cats, stores):
         categories = tuple(c for c in (cat or []) if c) or ((main,) if main else ())
