@@ -47,17 +47,16 @@ def profile(
     from bluerec.pipeline import profiles_for_run
 
     with friendly_errors():
-        path = Path(profiler)
-        profiles_for_run(path, dataset, split, out, max_users=max_users) if path.exists() else _hub(profiler, dataset, split, out, max_users, max_new_tokens)
+        if Path(profiler).exists():  # a local run: its own prompt settings come from train_config.yaml
+            profiles_for_run(Path(profiler), dataset, split, out, max_users=max_users, max_new_tokens=max_new_tokens)
+        else:  # a hub id: default prompts
+            from bluerec.data.dataset import PreparedDataset
+            from bluerec.pipeline import generate_profile_file
+            from bluerec.profiler.prompts import PromptConfig
+
+            generate_profile_file(profiler, PreparedDataset(dataset), split, out, PromptConfig(), max_new_tokens,
+                                  max_users)
     say(f"profiles in {out}")
-
-
-def _hub(profiler: str, dataset: Path, split: str, out: Path, max_users: Optional[int], max_new_tokens: int) -> None:
-    from bluerec.data.dataset import PreparedDataset
-    from bluerec.pipeline import generate_profile_file
-    from bluerec.profiler.prompts import PromptConfig
-
-    generate_profile_file(profiler, PreparedDataset(dataset), split, out, PromptConfig(), max_new_tokens, max_users)
 
 
 def quickstart(
