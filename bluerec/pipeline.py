@@ -51,8 +51,8 @@ class QuickstartConfig(StrictModel):
     vocab_size: int = Field(2048, ge=256)
     micro: MicroModelConfig = Field(default_factory=lambda: MicroModelConfig(hidden_size=128, intermediate_size=384))
     warmstart: WarmStartConfig = Field(default_factory=lambda: WarmStartConfig(
-        target="template", max_examples=2400, max_steps=150, batch_size=16, learning_rate=3e-3,
-        max_prompt_tokens=192, max_target_tokens=64))
+        target="template", max_examples=9600, max_steps=600, batch_size=16, learning_rate=3e-3,
+        max_prompt_tokens=192, max_target_tokens=64))  # 150 steps: the profiler ignores the history; 600: it reads it
     reader: WarmStartConfig = Field(default_factory=lambda: WarmStartConfig(
         target="template", max_examples=2400, max_steps=120, batch_size=16, learning_rate=3e-3,
         max_prompt_tokens=160, max_target_tokens=32))
@@ -62,7 +62,7 @@ class QuickstartConfig(StrictModel):
         enabled=["infonce", "multiple_choice", "length_penalty"],
         infonce=InfoNCERewardConfig(floor=-10.0), multiple_choice=MultipleChoiceRewardConfig(floor=0.0)))
     grpo: GRPOSettings = Field(default_factory=lambda: GRPOSettings(
-        max_steps=40, num_generations=4, batch_size=16, learning_rate=2e-4, max_completion_length=48,
+        max_steps=40, num_generations=4, batch_size=16, learning_rate=3e-5, max_completion_length=48,
         save_steps=20, logging_steps=1))
     train_eval: TrainEvalConfig = Field(default_factory=lambda: TrainEvalConfig(every_steps=10, num_users=100))
     max_new_tokens: int = Field(48, ge=8)  # profile length at evaluation (greedy)
