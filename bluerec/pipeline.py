@@ -180,6 +180,9 @@ def run_quickstart(config: QuickstartConfig, out: Path, say: Say) -> dict[str, A
 
     say("6/7 GRPO with the InfoNCE and multiple-choice rewards")
     profiles_dir = out / "profiles"
+    # The models were just (re)trained: profiles left by an earlier run must not be resumed from.
+    for stale in profiles_dir.glob("*.jsonl"):
+        stale.unlink()
     generate_profile_file(models / "warmstart", ds, "test", profiles_dir / "warmstart.test.jsonl", config.prompt,
                           config.max_new_tokens)
     train_cfg = BlueTrainConfig(

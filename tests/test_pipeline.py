@@ -64,3 +64,16 @@ def _evaluate_trained_profiler_from_the_cli(run: Path) -> None:
     n_test = json.loads((run / "data" / "manifest.json").read_text())["counts"]["test"]
     assert len({r["user_id"] for r in rows}) == len(rows) == n_test
     assert all(isinstance(r["profile"], str) for r in rows)
+
+
+def test_quickstart_rerun_never_reuses_profiles_of_the_previous_models(tmp_path: Path):
+    """Profile files are resumable, but a rerun retrains the models: stale profiles must be regenerated."""
+    cfg = parse_config(QuickstartConfig, TINY, "test")
+    stale = tmp_path / "profiles" / "blue.test.jsonl"
+    stale.parent.mkdir(parents=True)
+    # Stands for a profile file of an earlier run's model (resuming would keep its rows or refuse the file).
+    stale.write_text(json.dumps({"user_id": "earlier-user", "profile": "STALE", "generation": {}}) + "\n")
+    run_quickstart(cfg, tmp_path, say=lambda m: None)
+    rows = [json.loads(line) for line in stale.read_text().splitlines()]
+    n_test = json.loads((tmp_path / "data" / "manifest.json").read_text())["counts"]["test"]
+    assert len(rows) == n_test and "STALE" not in stale.read_text()
