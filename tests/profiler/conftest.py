@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pyarrow as pa
@@ -10,7 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from bluerec.data.dataset import PreparedDataset
-from bluerec.data.schema import FORMAT_VERSION
+from support.prepared import write_interactions_and_splits
 
 ITEMS = [
     # item_id, title, main_category, categories, store
@@ -54,14 +53,7 @@ def write_tiny_dataset(root: Path, max_history: int = 50) -> Path:
             hist = [s[0] for s in seq[:pos]][-max_history:]
             for k, v in zip(splits[split], (user, item, ts, rating, pos, hist, pos)):
                 splits[split][k].append(v)
-    pq.write_table(pa.table(inter), root / "interactions.parquet")
-    for name, cols in splits.items():
-        pq.write_table(pa.table(cols, schema=pa.schema([
-            ("user_id", pa.string()), ("item_id", pa.string()), ("timestamp", pa.int64()), ("rating", pa.float64()),
-            ("seq", pa.int64()), ("history", pa.list_(pa.string())), ("history_len", pa.int64())])),
-            root / f"{name}.parquet")
-    (root / "manifest.json").write_text(json.dumps({"format_version": FORMAT_VERSION, "counts": {}}))
-    return root
+    return write_interactions_and_splits(root, pa.table(inter), splits)
 
 
 @pytest.fixture(scope="session")

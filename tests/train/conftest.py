@@ -8,7 +8,6 @@ higher InfoNCE reward.
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from bluerec.data.schema import FORMAT_VERSION
+from support.prepared import write_interactions_and_splits
 
 ITEM_WORDS = ["red", "blue", "green", "tea", "mug", "lamp", "shoe", "hat", "sock", "pen"]
 EXTRA_WORDS = ["the", "user", "write", "profile", "likes", "history"]
@@ -60,16 +59,10 @@ def write_word_dataset(root: Path, n_users: int = 12, seed: int = 0) -> Path:
                 continue
             for k, v in zip(split_cols, (f"u{u}", item, ts, None, pos, seq[:pos], pos)):
                 splits[split][k].append(v)
-    pq.write_table(pa.table(inter, schema=pa.schema([
+    interactions = pa.table(inter, schema=pa.schema([
         ("user_id", pa.string()), ("item_id", pa.string()), ("timestamp", pa.int64()), ("rating", pa.float64()),
-        ("seq", pa.int64()), ("split", pa.string())])), root / "interactions.parquet")
-    for name, cols in splits.items():
-        pq.write_table(pa.table(cols, schema=pa.schema([
-            ("user_id", pa.string()), ("item_id", pa.string()), ("timestamp", pa.int64()), ("rating", pa.float64()),
-            ("seq", pa.int64()), ("history", pa.list_(pa.string())), ("history_len", pa.int64())])),
-            root / f"{name}.parquet")
-    (root / "manifest.json").write_text(json.dumps({"format_version": FORMAT_VERSION, "counts": {}}))
-    return root
+        ("seq", pa.int64()), ("split", pa.string())]))
+    return write_interactions_and_splits(root, interactions, splits)
 
 
 def word_tokenizer() -> Any:

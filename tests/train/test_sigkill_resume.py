@@ -39,7 +39,7 @@ SCRIPT = textwrap.dedent("""
     import json, sys, time
     import torch
     torch.set_num_threads(1)
-    sys.path.insert(0, {tests_dir!r})
+    sys.path[:0] = [{tests_dir!r}, {support_root!r}]  # train conftest, and the shared tests/support helpers
     from conftest import BagOfWordsEmbedder
     from transformers import TrainerCallback
     from bluerec.config import parse_config
@@ -61,7 +61,7 @@ def kill_mid_training(config, tmp_path: Path, timeout: float = 30.0) -> int:
     config_path = tmp_path / "config.json"
     config_path.write_text(json.dumps(config.model_dump(mode="json")))
     marker = tmp_path / "holding"
-    script = SCRIPT.format(tests_dir=str(Path(__file__).parent), hold_at=HOLD_AT, marker=str(marker),
+    script = SCRIPT.format(tests_dir=str(Path(__file__).parent), support_root=str(Path(__file__).parents[1]), hold_at=HOLD_AT, marker=str(marker),
                            config_path=str(config_path))
     env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1"}
     log = tmp_path / "subprocess.log"  # a file, not a pipe: a chatty child must never block on a full pipe
