@@ -36,6 +36,10 @@ class SkipReport:
         self.counts[key] += n
         self.examples.setdefault(key, str(err))
 
+    def skipped_in(self, path: str | Path) -> int:
+        """Records of ``path`` counted so far."""
+        return sum(n for (p, _), n in self.counts.items() if p == str(path))
+
     @property
     def total(self) -> int:
         return sum(self.counts.values())

@@ -6,6 +6,7 @@ import csv
 import gzip
 import io
 import json
+import re
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -414,6 +415,25 @@ def test_several_unreadable_lines_skip(tmp_path: Path) -> None:
     path = str(tmp_path / "user2item.jsonl.gz")
     assert report.counts == {(path, "not valid UTF-8"): 2, (path, "control character \\x01 in line"): 1}
     assert counts(con) == (6, 3)  # the good line after the bad ones is kept
+
+
+@pytest.mark.parametrize("content,reason", [
+    (b"\xff\xfe", "not valid UTF-8"), (b"\x01", "control character \\x01 in line"),
+    (b"\n\xff{}\n\n", "not valid UTF-8"), (b"\n\x01\n", "control character \\x01 in line"),
+])
+@pytest.mark.parametrize("fmt,role", [("amazon2023", "reviews"), ("seqrec", "sequences"), ("google_local", "meta")])
+def test_a_file_of_only_unreadable_lines_is_not_called_empty(tmp_path: Path, fmt: str, role: str, content: bytes,
+                                                            reason: str) -> None:
+    # Found by hypothesis: the line was reported as "file is empty" (no line) under raise and counted twice under skip.
+    files = good_files(fmt, gz=False)
+    name = files[role][0][0]
+    files[role][0] = (name, [content])
+    source = write_source(tmp_path, fmt, files)
+    line = 1 + content.index(content.strip()[:1])
+    with pytest.raises(DataError, match=rf"{re.escape(name)}:{line}: {re.escape(reason)}"):
+        stage(source)
+    _, report = stage(source, "skip")
+    assert report.counts == {(str(tmp_path / name), reason): 1}
 
 
 def test_benchmark_review_array_errors_are_located_by_record(tmp_path: Path) -> None:

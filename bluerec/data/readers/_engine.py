@@ -120,6 +120,15 @@ def _blank_lines(path: Path, bad: set[int], out: Path) -> None:
             dst.write(b"\n" if n in bad else raw)
 
 
+def _report_unreadable(path: Path, bad: list[tuple[int, str]], on_error: OnError, report: SkipReport) -> None:
+    """Raise the first unreadable line, or count them by reason."""
+    if on_error == "raise":
+        raise DataError(path, bad[0][0], None, bad[0][1])
+    for reason in dict.fromkeys(r for _, r in bad):
+        lines = [n for n, r in bad if r == reason]
+        report.add(DataError(path, lines[0], None, reason), len(lines))
+
+
 def load_lines(
     con: duckdb.DuckDBPyConnection,
     path: Path,
@@ -152,11 +161,7 @@ def load_lines(
             raise DataError(path, None, None, f"cannot read file: {scan_err}") from e
         if not bad:
             raise DataError(path, None, None, f"cannot read file: {first}") from e
-    if on_error == "raise":
-        raise DataError(path, bad[0][0], None, bad[0][1])
-    for reason in dict.fromkeys(r for _, r in bad):
-        lines = [n for n, r in bad if r == reason]
-        report.add(DataError(path, lines[0], None, reason), len(lines))
+    _report_unreadable(path, bad, on_error, report)
     with tempfile.TemporaryDirectory(prefix="bluerec-") as tmp:
         clean = Path(tmp) / "lines.txt"
         _blank_lines(path, {n for n, _ in bad}, clean)
@@ -300,7 +305,14 @@ def settle(
     """
     rows, errors = con.execute(f"SELECT count(*), count(err) FROM {table}").fetchone()  # type: ignore[misc]
     if rows == 0:
-        handle(DataError(path, None, None, EMPTY), on_error, report)
+        if report.skipped_in(path):  # every line was unreadable and is counted already: not an empty file
+            return
+        # DuckDB reads a line of only \x01 (its column delimiter) as blank: look before calling the file empty.
+        bad = list(itertools.islice(_scan_unreadable(path), None if on_error == "skip" else 1)) if path.is_file() else []
+        if bad:
+            _report_unreadable(path, bad, on_error, report)
+        else:
+            handle(DataError(path, None, None, EMPTY), on_error, report)
         return
     if errors == 0 and not extra:  # the common case: nothing to report
         return
