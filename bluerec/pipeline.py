@@ -85,15 +85,17 @@ def reader_examples(dataset: Any, question_template: str, option_prefix: str, ma
 
 
 def generate_profile_file(profiler: str | Path, dataset: Any, split: str, out_path: Path,
-                          prompt: PromptConfig, max_new_tokens: int = 64, max_users: int | None = None) -> Path:
+                          prompt: PromptConfig, max_new_tokens: int = 64, max_users: int | None = None,
+                          user_ids: Any = None, batch_size: int = 32) -> Path:
     """Greedy profiles of ``split``'s users by a profiler folder or hub id, resumable (missing users only)."""
     from bluerec.profiler.backends.base import GenerationConfig
     from bluerec.profiler.backends.hf import HFProfiler
     from bluerec.profiler.profile import generate_profiles
 
     backend = HFProfiler.from_pretrained(str(profiler), device="cpu")
-    gen = GenerationConfig(num_samples=1, max_new_tokens=max_new_tokens, do_sample=False, batch_size=32)
-    generate_profiles(backend, dataset, split, prompt, gen, out_path, resume=True, max_users=max_users)
+    gen = GenerationConfig(num_samples=1, max_new_tokens=max_new_tokens, do_sample=False, batch_size=batch_size)
+    generate_profiles(backend, dataset, split, prompt, gen, out_path, resume=True, max_users=max_users,
+                      user_ids=user_ids)
     return out_path
 
 

@@ -19,7 +19,7 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -85,10 +85,14 @@ def generate_profiles(
     resume: bool = True,
     *,
     max_users: int | None = None,
+    user_ids: Collection[str] | None = None,
     progress: Callable[[int, int], None] | None = None,
     flush_seconds: float = 30.0,
 ) -> ProfileRunResult:
     """Profiles for the users of ``split`` (their latest row), written to ``out_path``.
+
+    ``user_ids`` keeps only those users (e.g. an evaluation's seeded sample; an id absent from the split is an
+    error); ``max_users`` then keeps the first N.
 
     ``resume`` keeps the rows of an existing file and generates only the users it lacks (raising if the
     file was written with other settings); ``resume=False`` starts over. Batches of
@@ -101,6 +105,12 @@ def generate_profiles(
     settings = generation_settings(backend, split, prompt_config, gen_config)
 
     users = latest_per_user(dataset.split(split))
+    if user_ids is not None:
+        wanted = {str(u) for u in user_ids}
+        unknown = wanted - {ex.user_id for ex in users}
+        if unknown:
+            raise ValueError(f"{len(unknown)} user_ids are not in split {split!r} (e.g. {sorted(unknown)[0]!r})")
+        users = [ex for ex in users if ex.user_id in wanted]
     if max_users is not None:
         users = users[:max_users]
 

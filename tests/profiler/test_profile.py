@@ -62,6 +62,16 @@ def test_resume_generates_only_missing_users(tiny_dataset, tmp_path):
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 
 
+def test_user_ids_select_an_evaluation_sample(tiny_dataset, tmp_path):
+    out = tmp_path / "profiles.jsonl"
+    backend = RecordingBackend()
+    gen = GenerationConfig(batch_size=2, num_samples=1)
+    result = generate_profiles(backend, tiny_dataset, "test", PromptConfig(), gen, out, user_ids=["u3", "u1"])
+    assert result.n_users == 2 and [r["user_id"] for r in read_jsonl(out)] == ["u1", "u3"]
+    with pytest.raises(ValueError, match="not in split 'test'.*'nobody'"):
+        generate_profiles(backend, tiny_dataset, "test", PromptConfig(), gen, out, user_ids=["u1", "nobody"])
+
+
 def test_interrupted_run_keeps_what_was_done(tiny_dataset, tmp_path):
     out = tmp_path / "p.jsonl"
 
