@@ -51,6 +51,21 @@ def _finite(v: Any) -> float:
     return f if math.isfinite(f) else math.nan
 
 
+def _json_objects(path: Path) -> list[dict[str, Any]]:
+    """The JSON-object lines of a JSONL file; unparsable lines (e.g. the half-written last line of a run still
+    in progress) and non-objects are passed over. ``OSError`` propagates."""
+    rows: list[dict[str, Any]] = []
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            try:
+                row = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(row, dict):
+                rows.append(row)
+    return rows
+
+
 def read_results(run_dir: Path) -> tuple[dict[str, Any] | None, str]:
     path = run_dir / "results.json"
     if not path.is_file():
@@ -68,16 +83,8 @@ def read_curves(run_dir: Path) -> tuple[TrainCurves | None, str]:
     path = run_dir / "train" / "metrics.jsonl"
     if not path.is_file():
         return None, "no train/metrics.jsonl in this run (BLUE was not trained here)"
-    rows: list[dict[str, Any]] = []
     try:
-        with open(path, encoding="utf-8") as fh:
-            for line in fh:
-                try:
-                    row = json.loads(line)
-                except ValueError:
-                    continue  # a half-written last line of a run still in progress
-                if isinstance(row, dict):
-                    rows.append(row)
+        rows = _json_objects(path)
     except OSError as err:
         return None, f"train/metrics.jsonl could not be read ({err})"
 
@@ -178,17 +185,13 @@ def read_profiles(run_dir: Path, method: str, user_ids: list[str]) -> dict[str, 
         return {}
     wanted, out = set(user_ids), {}
     try:
-        with open(path, encoding="utf-8") as fh:
-            for line in fh:
-                try:
-                    row = json.loads(line)
-                except ValueError:
-                    continue
-                uid = str(row.get("user_id")) if isinstance(row, dict) else None
-                if uid in wanted and uid not in out and isinstance(row.get("profile"), str):
-                    out[uid] = row["profile"]
+        rows = _json_objects(path)
     except OSError:
         return {}
+    for row in rows:
+        uid = str(row.get("user_id"))
+        if uid in wanted and uid not in out and isinstance(row.get("profile"), str):
+            out[uid] = row["profile"]
     return out
 
 
