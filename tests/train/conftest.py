@@ -92,8 +92,22 @@ def word_tokenizer() -> Any:
     return tok
 
 
+def _save_tiny(model_cls: Any, cfg: Any, tok: Any, eos: int, out: Path, seed: int) -> Path:
+    """Initialise ``model_cls(cfg)`` with ``seed`` (global RNG untouched) and save it with ``tok`` to ``out``."""
+    from transformers import GenerationConfig
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = model_cls(cfg)
+    model.generation_config = GenerationConfig(bos_token_id=tok.bos_token_id, eos_token_id=eos,
+                                               pad_token_id=tok.pad_token_id)
+    model.save_pretrained(out)
+    tok.save_pretrained(out)
+    return out
+
+
 def save_tiny_qwen2(out: Path, seed: int = 0, hidden: int = 32) -> Path:
-    from transformers import GenerationConfig, Qwen2Config, Qwen2ForCausalLM
+    from transformers import Qwen2Config, Qwen2ForCausalLM
 
     tok = word_tokenizer()
     eos = tok.convert_tokens_to_ids("<|im_end|>")
@@ -101,18 +115,11 @@ def save_tiny_qwen2(out: Path, seed: int = 0, hidden: int = 32) -> Path:
                       num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=256,
                       tie_word_embeddings=True, pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id,
                       eos_token_id=eos)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = Qwen2ForCausalLM(cfg)
-    model.generation_config = GenerationConfig(bos_token_id=tok.bos_token_id, eos_token_id=eos,
-                                               pad_token_id=tok.pad_token_id)
-    model.save_pretrained(out)
-    tok.save_pretrained(out)
-    return out
+    return _save_tiny(Qwen2ForCausalLM, cfg, tok, eos, out, seed)
 
 
 def save_tiny_gemma3(out: Path, seed: int = 0) -> Path:
-    from transformers import Gemma3ForCausalLM, Gemma3TextConfig, GenerationConfig
+    from transformers import Gemma3ForCausalLM, Gemma3TextConfig
 
     tok = word_tokenizer()
     eos = tok.convert_tokens_to_ids("<|im_end|>")
@@ -120,14 +127,7 @@ def save_tiny_gemma3(out: Path, seed: int = 0) -> Path:
                            num_attention_heads=2, num_key_value_heads=1, head_dim=16, max_position_embeddings=256,
                            sliding_window=16, pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id,
                            eos_token_id=eos)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = Gemma3ForCausalLM(cfg)
-    model.generation_config = GenerationConfig(bos_token_id=tok.bos_token_id, eos_token_id=eos,
-                                               pad_token_id=tok.pad_token_id)
-    model.save_pretrained(out)
-    tok.save_pretrained(out)
-    return out
+    return _save_tiny(Gemma3ForCausalLM, cfg, tok, eos, out, seed)
 
 
 class BagOfWordsEmbedder:
