@@ -47,6 +47,7 @@ from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 from bluerec.config import StrictModel, load_config  # noqa: E402
+from bluerec.io import read_jsonl, write_json_atomic  # noqa: E402
 from bluerec.profiler.backends.micro import MicroModelConfig  # noqa: E402
 from bluerec.profiler.prompts import PromptConfig  # noqa: E402
 from bluerec.profiler.warmstart import WarmStartConfig  # noqa: E402
@@ -126,39 +127,30 @@ def _say(job: str) -> Callable[[str], None]:
 
 def job_warm_start(data_dir: str, init_dir: str, out_dir: str, target: str, config_json: str) -> dict[str, Any]:
     from bluerec.data.dataset import PreparedDataset
+    from bluerec.pipeline import loss_printer, warm_start_profiler
     from bluerec.profiler.backends.hf import HFProfiler
-    from bluerec.profiler.prompts import token_counter
-    from bluerec.profiler.warmstart import make_warmstart_examples, warm_start
 
     config = BlueBeautyConfig.model_validate_json(config_json)
-    ws = config.warmstart.model_copy(update={"target": target})
     say, start = _say(f"warm start {target}"), time.perf_counter()
-    ds = PreparedDataset(data_dir)
-    prof = HFProfiler.from_pretrained(init_dir, device="cpu")
-    examples = make_warmstart_examples(ds, "train", target=ws.target, max_examples=ws.max_examples, seed=config.seed,
-                                       prompt_config=config.prompt, count_tokens=token_counter(prof.tokenizer),
-                                       next_item_chars=ws.next_item_chars)
-    result = warm_start(prof.model, prof.tokenizer, examples, ws, out_dir, progress=_loss_logger(say, 100))
+    result = warm_start_profiler(HFProfiler.from_pretrained(init_dir, device="cpu"), PreparedDataset(data_dir),
+                                 config.prompt, config.warmstart.model_copy(update={"target": target}),
+                                 Path(out_dir), config.seed, progress=loss_printer(say, "loss", every=100))
     say(f"loss {result.first_loss:.2f} → {result.last_loss:.2f} in {time.perf_counter() - start:.0f}s")
-    return {"target": target, "examples": len(examples), "first_loss": result.first_loss,
+    return {"target": target, "examples": result.n_examples, "first_loss": result.first_loss,
             "last_loss": result.last_loss, "seconds": round(time.perf_counter() - start, 1)}
 
 
 def job_reader(data_dir: str, init_dir: str, out_dir: str, config_json: str) -> dict[str, Any]:
     from bluerec.data.dataset import PreparedDataset
-    from bluerec.pipeline import reader_examples
+    from bluerec.pipeline import loss_printer, train_reader
     from bluerec.profiler.backends.hf import HFProfiler
-    from bluerec.profiler.backends.micro import build_micro_model
-    from bluerec.profiler.warmstart import warm_start
 
     config = BlueBeautyConfig.model_validate_json(config_json)
     say, start = _say("reader"), time.perf_counter()
-    ds = PreparedDataset(data_dir)
-    tok = HFProfiler.from_pretrained(init_dir, device="cpu").tokenizer
-    model = build_micro_model(tok, config.micro.model_copy(update={"seed": config.micro.seed + 1}))
-    mc = config.rewards.multiple_choice
-    examples = reader_examples(ds, mc.question_template, mc.option_prefix, config.reader.max_examples, config.seed)
-    result = warm_start(model, tok, examples, config.reader, out_dir, progress=_loss_logger(say, 50))
+    tokenizer = HFProfiler.from_pretrained(init_dir, device="cpu").tokenizer
+    result = train_reader(tokenizer, PreparedDataset(data_dir), config.micro, config.reader,
+                          config.rewards.multiple_choice, Path(out_dir), config.seed,
+                          progress=loss_printer(say, "loss", every=50))
     say(f"loss {result.first_loss:.2f} → {result.last_loss:.2f} in {time.perf_counter() - start:.0f}s")
     return {"first_loss": result.first_loss, "last_loss": result.last_loss,
             "seconds": round(time.perf_counter() - start, 1)}
@@ -196,6 +188,7 @@ def variant_rewards(config: BlueBeautyConfig, variant: Variant) -> RewardsConfig
 
 def job_grpo(data_dir: str, profiler: str, reader: str, out_dir: str, variant: Variant, cache_dir: str,
              config_json: str) -> dict[str, Any]:
+    from bluerec.pipeline import train_printer
     from bluerec.train.config import BlueTrainConfig, ReaderConfig
     from bluerec.train.trainer import train_blue
 
@@ -209,30 +202,16 @@ def job_grpo(data_dir: str, profiler: str, reader: str, out_dir: str, variant: V
         eval=config.train_eval.model_copy(update={"max_new_tokens": config.max_new_tokens}),
         num_threads=1, output_dir=Path(out_dir), overwrite=True, show_progress=False)
 
-    def show(row: dict[str, Any]) -> None:
-        ndcg = row.get(f"eval/ndcg@{config.train_eval.k}")
-        if ndcg is not None:
-            say(f"step {row.get('step')}: validation NDCG@10 {ndcg:.4f}")
-        elif row.get("step") and row["step"] % 10 == 0 and "reward" in row:
-            say(f"step {row['step']}: reward {row['reward']:.3f}")
-
-    result = train_blue(train_cfg, progress=show)
+    train_blue(train_cfg, progress=train_printer(say, every=10))
     say(f"done in {time.perf_counter() - start:.0f}s")
     return {"variant": variant, "seconds": round(time.perf_counter() - start, 1)}
-
-
-def _loss_logger(say: Callable[[str], None], every: int) -> Callable[[dict[str, Any]], None]:
-    def show(row: dict[str, Any]) -> None:
-        if row.get("step") and row["step"] % every == 0:
-            say(f"step {row['step']}/{row.get('max_steps')}: loss {row['loss']:.3f}")
-    return show
 
 
 # --- orchestration ------------------------------------------------------------------------------------------------
 
 def validation_curve(run_dir: Path, k: int = 10) -> list[dict[str, float]]:
     """(step, validation NDCG@k) of a GRPO run's ``metrics.jsonl``."""
-    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    rows = read_jsonl(run_dir / "metrics.jsonl")
     return [{"step": int(r["step"]), "ndcg@10": float(r[f"eval/ndcg@{k}"])} for r in rows if r.get("kind") == "eval"]
 
 
@@ -256,7 +235,6 @@ def _done(folder: Path) -> bool:
 def run(args: argparse.Namespace, config: BlueBeautyConfig) -> dict[str, Any]:
     from baselines import prepared  # bench/baselines.py: the same prepared dataset and protocol
 
-    from bluerec.data.dataset import PreparedDataset
     from bluerec.embed import Embedder
     from bluerec.eval.baselines import BASELINES
     from bluerec.eval.evaluator import EvalConfig
@@ -345,7 +323,7 @@ def run(args: argparse.Namespace, config: BlueBeautyConfig) -> dict[str, Any]:
                                   str(ROOT / ".cache" / "item-embeddings"), cfg_json)] = variant
         for f in as_completed(grpo_jobs):
             info = f.result()
-            (train_root / grpo_jobs[f] / "bench_done.json").write_text(json.dumps({**info, "profiler": _fingerprint(warm_dir)}))
+            write_json_atomic(train_root / grpo_jobs[f] / "bench_done.json", {**info, "profiler": _fingerprint(warm_dir)})
         variants: dict[str, dict[str, Any]] = {}
         profilers = {"warmstart": warm_dir}
         for variant in config.variants:
@@ -448,7 +426,7 @@ def main() -> int:
     summary = out["summary"]
     print_table(summary)
     from bluerec.eval.run import markdown_table
-    from bluerec.io import write_json_atomic, write_text_atomic
+    from bluerec.io import write_text_atomic
 
     command = "python bench/blue_beauty.py" + (f" --max-users {args.max_users}" if args.max_users else "") + \
         (" --quick" if args.quick else "") + (f" --config {args.config}" if args.config else "")

@@ -84,6 +84,32 @@ def reader_examples(dataset: Any, question_template: str, option_prefix: str, ma
              option_prefix + titles[index[ex.item_id]]) for ex in rows]
 
 
+def warm_start_profiler(profiler: Any, dataset: Any, prompt: PromptConfig, config: WarmStartConfig,
+                        out_dir: Path, seed: int, progress: Callable[[dict[str, Any]], None] | None = None) -> Any:
+    """Supervised warm start of a loaded :class:`~bluerec.profiler.backends.hf.HFProfiler` (trained in place) on
+    ``config.target`` examples from the train split; saved to ``out_dir``. Returns the ``WarmStartResult``."""
+    from bluerec.profiler.prompts import token_counter
+    from bluerec.profiler.warmstart import make_warmstart_examples, warm_start
+
+    examples = make_warmstart_examples(dataset, "train", target=config.target, max_examples=config.max_examples,
+                                       seed=seed, prompt_config=prompt, count_tokens=token_counter(profiler.tokenizer),
+                                       next_item_chars=config.next_item_chars)
+    return warm_start(profiler.model, profiler.tokenizer, examples, config, out_dir, progress=progress)
+
+
+def train_reader(tokenizer: Any, dataset: Any, micro: MicroModelConfig, config: WarmStartConfig,
+                 mc: MultipleChoiceRewardConfig, out_dir: Path, seed: int,
+                 progress: Callable[[dict[str, Any]], None] | None = None) -> Any:
+    """The frozen micro reader of the multiple-choice reward: a fresh micro model (seed + 1) warm-started on
+    :func:`reader_examples`; saved to ``out_dir``. Returns the ``WarmStartResult``."""
+    from bluerec.profiler.backends.micro import build_micro_model
+    from bluerec.profiler.warmstart import warm_start
+
+    model = build_micro_model(tokenizer, micro.model_copy(update={"seed": micro.seed + 1}))
+    examples = reader_examples(dataset, mc.question_template, mc.option_prefix, config.max_examples, seed)
+    return warm_start(model, tokenizer, examples, config, out_dir, progress=progress)
+
+
 def generate_profile_file(profiler: str | Path, dataset: Any, split: str, out_path: Path,
                           prompt: PromptConfig, max_new_tokens: int = 64, max_users: int | None = None,
                           user_ids: Any = None, batch_size: int = 32) -> Path:
@@ -126,9 +152,7 @@ def run_quickstart(config: QuickstartConfig, out: Path, say: Say) -> dict[str, A
     from bluerec.eval.run import EvaluateConfig, EvaluationRun, load_profile_texts
     from bluerec.io import write_json_atomic, write_text_atomic
     from bluerec.profiler.backends.hf import HFProfiler
-    from bluerec.profiler.backends.micro import build_micro_model, build_micro_profiler, corpus_for
-    from bluerec.profiler.prompts import token_counter
-    from bluerec.profiler.warmstart import make_warmstart_examples, warm_start
+    from bluerec.profiler.backends.micro import build_micro_profiler, corpus_for
     from bluerec.train.config import BlueTrainConfig, ReaderConfig
     from bluerec.train.trainer import train_blue
 
@@ -163,20 +187,15 @@ def run_quickstart(config: QuickstartConfig, out: Path, say: Say) -> dict[str, A
     init = build_micro_profiler(corpus_for(ds), models / "micro-init", vocab_size=config.vocab_size,
                                 model_config=config.micro, prompt_config=config.prompt)
     prof = HFProfiler.from_pretrained(str(init), device="cpu")
-    ws = config.warmstart
-    examples = make_warmstart_examples(ds, "train", target=ws.target, max_examples=ws.max_examples, seed=config.seed,
-                                       prompt_config=config.prompt, count_tokens=token_counter(prof.tokenizer))
-    result = warm_start(prof.model, prof.tokenizer, examples, ws, models / "warmstart",
-                        progress=_loss_printer(say, "warm start"))
+    indented: Say = lambda m: say("    " + m)  # noqa: E731
+    result = warm_start_profiler(prof, ds, config.prompt, config.warmstart, models / "warmstart", config.seed,
+                                 progress=loss_printer(indented, "warm start"))
     say(f"    warm start loss {result.first_loss:.2f} → {result.last_loss:.2f}")
     lap("warm start")
 
     say("5/7 micro reader for the multiple-choice reward")
-    mc = config.rewards.multiple_choice
-    reader_model = build_micro_model(prof.tokenizer, config.micro.model_copy(update={"seed": config.micro.seed + 1}))
-    rex = reader_examples(ds, mc.question_template, mc.option_prefix, config.reader.max_examples, config.seed)
-    rres = warm_start(reader_model, prof.tokenizer, rex, config.reader, models / "reader",
-                      progress=_loss_printer(say, "reader"))
+    rres = train_reader(prof.tokenizer, ds, config.micro, config.reader, config.rewards.multiple_choice,
+                        models / "reader", config.seed, progress=loss_printer(indented, "reader"))
     say(f"    reader loss {rres.first_loss:.2f} → {rres.last_loss:.2f}")
     lap("reader")
 
@@ -193,7 +212,7 @@ def run_quickstart(config: QuickstartConfig, out: Path, say: Say) -> dict[str, A
         prompt=config.prompt, rewards=config.rewards, grpo=config.grpo, eval=config.train_eval,
         num_threads=config.num_threads, output_dir=out / "train", overwrite=True, show_progress=False,
     )
-    trained = train_blue(train_cfg, progress=_train_printer(say))
+    trained = train_blue(train_cfg, progress=train_printer(indented))
     lap("grpo")
 
     say("7/7 evaluating the warm-start and BLUE profilers")
@@ -216,20 +235,23 @@ def run_quickstart(config: QuickstartConfig, out: Path, say: Say) -> dict[str, A
     return summary
 
 
-def _loss_printer(say: Say, name: str) -> Callable[[dict[str, Any]], None]:
+def loss_printer(say: Say, name: str, every: int = 25) -> Callable[[dict[str, Any]], None]:
+    """A supervised-training ``progress`` callback that says the loss every ``every`` steps."""
     def show(row: dict[str, Any]) -> None:
-        if row.get("step") and row["step"] % 25 == 0:
-            say(f"    {name} step {row['step']}/{row.get('max_steps')}: loss {row['loss']:.3f}")
+        if row.get("step") and row["step"] % every == 0:
+            say(f"{name} step {row['step']}/{row.get('max_steps')}: loss {row['loss']:.3f}")
     return show
 
 
-def _train_printer(say: Say) -> Callable[[dict[str, Any]], None]:
+def train_printer(say: Say, every: int = 5) -> Callable[[dict[str, Any]], None]:
+    """A :func:`~bluerec.train.trainer.train_blue` ``progress`` callback: every validation NDCG, and the reward
+    every ``every`` steps."""
     def show(row: dict[str, Any]) -> None:
         ndcg = next((v for k, v in row.items() if k.startswith("eval/ndcg@")), None)
         if ndcg is not None:
-            say(f"    step {row.get('step')}: validation NDCG@10 {ndcg:.4f}")
-        elif row.get("step") and row["step"] % 5 == 0 and "reward" in row:
-            say(f"    step {row['step']}: reward {row['reward']:.3f}")
+            say(f"step {row.get('step')}: validation NDCG@10 {ndcg:.4f}")
+        elif row.get("step") and row["step"] % every == 0 and "reward" in row:
+            say(f"step {row['step']}: reward {row['reward']:.3f}")
     return show
 
 
