@@ -132,12 +132,30 @@ def messages_text(messages: Sequence[dict]) -> str:
     return "\n\n".join(str(m.get("content", "")) for m in messages)
 
 
+@dataclass(frozen=True)
+class FittedPrompt:
+    """A prompt fitted to its token budget, and the item texts exactly as it shows them (oldest first)."""
+
+    messages: list[dict]
+    item_texts: list[str]
+
+
 def fit_to_budget(
     history: Sequence[HistoryItem],
     config: PromptConfig | None,
     count_tokens: Callable[[str], int],
 ) -> list[dict]:
-    """Messages for ``history`` whose :func:`messages_text` is at most ``config.max_prompt_tokens`` tokens.
+    """Messages for ``history`` whose :func:`messages_text` is at most ``config.max_prompt_tokens`` tokens
+    (see :func:`fit_prompt`)."""
+    return fit_prompt(history, config, count_tokens).messages
+
+
+def fit_prompt(
+    history: Sequence[HistoryItem],
+    config: PromptConfig | None,
+    count_tokens: Callable[[str], int],
+) -> FittedPrompt:
+    """The prompt for ``history`` whose :func:`messages_text` is at most ``config.max_prompt_tokens`` tokens.
 
     Steps, each tried only when the previous one is over budget: full items; item texts halved and
     review snippets halved; item texts at ``min_item_chars`` without reviews; then the oldest items are
@@ -159,10 +177,13 @@ def fit_to_budget(
         ladder.append(mid)
     if (min_chars, 0) != ladder[-1]:
         ladder.append((min_chars, 0))
+    def fitted(kept: Sequence[HistoryItem], chars: int, snip: int) -> FittedPrompt:
+        return FittedPrompt(_render(kept, config, chars, snip), [clip(it.text, chars) for it in kept])
+
     for chars, snip in ladder:
         msgs = _render(items, config, chars, snip)
         if fits(msgs) or not items:
-            return msgs
+            return FittedPrompt(msgs, [clip(it.text, chars) for it in items])
 
     # Drop the oldest items: largest k such that the k newest items fit at the most compact level.
     chars, snip = ladder[-1]
@@ -174,7 +195,7 @@ def fit_to_budget(
         else:
             hi = k - 1
     if lo > 0:
-        return _render(items[-lo:], config, chars, snip)
+        return fitted(items[-lo:], chars, snip)
 
     # Not even one compact item fits: cut the newest item's text as far as needed (or give up on it).
     newest = items[-1]
@@ -186,8 +207,8 @@ def fit_to_budget(
         else:
             hi_c = c - 1
     if lo_c >= 8:
-        return _render([newest], config, lo_c, 0)
-    return _render([], config, chars, 0)
+        return fitted([newest], lo_c, 0)
+    return fitted([], chars, 0)
 
 
 def token_counter(tokenizer: Any) -> Callable[[str], int]:

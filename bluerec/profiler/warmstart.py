@@ -10,7 +10,10 @@ Targets (``WarmStartConfig.target``):
 - ``next_item``: ``"Recent interests: <top keywords>. Likely next: <text of the row's target item>"``,
   learned from train rows (history → the item that followed), so the profile already points at what
   comes next;
-- ``template+next_item``: the template profile followed by ``" Likely next: <next item text>"``.
+- ``template+next_item``: the template profile followed by ``" Likely next: <next item text>"``;
+- ``recent_items``: ``"Recently: <newest item>; <the one before>; <the one before that>."`` — the items as the
+  prompt shows them, newest first. Pure copying from the prompt, the easiest form for a small model to learn,
+  and the part of a profile that an embedding model ranks next items by.
 
 Example::
 
@@ -40,7 +43,7 @@ from bluerec.profiler.prompts import (
     PromptConfig,
     build_messages,
     clip,
-    fit_to_budget,
+    fit_prompt,
     history_items_for,
     messages_text,
     token_counter,
@@ -52,7 +55,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-WarmStartTarget = Literal["template", "next_item", "template+next_item"]
+WarmStartTarget = Literal["template", "next_item", "template+next_item", "recent_items"]
+WARMSTART_TARGETS: tuple[str, ...] = ("template", "next_item", "template+next_item", "recent_items")
 Example = tuple[list[dict] | str, str]  # (chat messages or a plain-text prompt, target text)
 
 
@@ -121,19 +125,29 @@ def next_item_target(template_items: Sequence[Any], next_item_text: str, next_it
     return f"{head}Likely next: {clip(next_item_text, next_item_chars)}"
 
 
+def recent_items_target(history_texts: Sequence[str], n: int = 3) -> str:
+    """``"Recently: <newest>; <older>; <older still>."`` from item texts (oldest first), blanks skipped."""
+    recent = [t for t in (" ".join(text.split()) for text in reversed(history_texts)) if t][:n]
+    return f"Recently: {'; '.join(recent)}." if recent else "No history yet."
+
+
 def make_target(
-    target: WarmStartTarget, template_items: Sequence[Any], next_item_text: str | None, next_item_chars: int = 160
+    target: WarmStartTarget, template_items: Sequence[Any], next_item_text: str | None, next_item_chars: int = 160,
+    history_texts: Sequence[str] | None = None,
 ) -> str:
-    """The warm-start target text for one history (``next_item_text`` is needed by the next-item kinds)."""
+    """The warm-start target text for one history (``next_item_text`` is needed by the next-item kinds;
+    ``history_texts``, the item texts as the prompt shows them, by ``recent_items`` — else the titles)."""
     if target == "template":
         return template_profile(template_items)
+    if target == "recent_items":
+        return recent_items_target(history_texts if history_texts is not None else [t.title for t in template_items])
     if next_item_text is None:
         raise ValueError(f"target {target!r} needs the next item's text")
     if target == "next_item":
         return next_item_target(template_items, next_item_text, next_item_chars)
     if target == "template+next_item":
         return f"{template_profile(template_items)} Likely next: {clip(next_item_text, next_item_chars)}"
-    raise ValueError(f"unknown target {target!r}; allowed: ['template', 'next_item', 'template+next_item']")
+    raise ValueError(f"unknown target {target!r}; allowed: {list(WARMSTART_TARGETS)}")
 
 
 def make_warmstart_examples(
@@ -153,7 +167,7 @@ def make_warmstart_examples(
     each prompt to ``prompt_config.max_prompt_tokens``; without it only the item/character limits apply.
     Next-item targets are refused on valid/test, which would teach the held-out items.
     """
-    if target != "template" and split != "train":
+    if target not in ("template", "recent_items") and split != "train":
         raise ValueError(f"target {target!r} on split {split!r} would train on held-out items; use split='train'")
     pc = prompt_config or PromptConfig()
     rows = dataset.split(split)
@@ -166,11 +180,16 @@ def make_warmstart_examples(
     for i in indices:
         ex = rows[i]
         history = history_items_for(dataset, ex, field=pc.item_field)
-        messages = fit_to_budget(history, pc, count_tokens) if count_tokens else build_messages(history, pc)
+        if count_tokens:
+            fitted = fit_prompt(history, pc, count_tokens)
+            messages, shown = fitted.messages, fitted.item_texts
+        else:
+            messages = build_messages(history, pc)
+            shown = [clip(h.text, pc.max_item_chars) for h in history[-pc.max_history_items :]]
         t_items = template_items_for(dataset, ex)[-pc.max_history_items :]
         j = items.index.get(ex.item_id)
         next_text = (texts[j] or items.texts[j]) if j is not None else None
-        out.append((messages, make_target(target, t_items, next_text, next_item_chars)))
+        out.append((messages, make_target(target, t_items, next_text, next_item_chars, history_texts=shown)))
     return out
 
 

@@ -70,3 +70,12 @@ def test_profiles_of_another_model_are_not_resumed(bench, tmp_path):
     path.write_text('{"user_id": "u1", "profile": "from a"}\n')
     assert bench.fresh_profiles(path, model_a).exists()  # same model: resume
     assert not bench.fresh_profiles(path, model_b).exists()  # another model: start over
+
+
+def test_a_work_folder_is_reused_only_with_its_own_settings(bench, tmp_path):
+    config = bench.BlueBeautyConfig()
+    bench.check_work_config(tmp_path, config)
+    bench.check_work_config(tmp_path, config)  # same settings: reuse
+    changed = config.model_copy(update={"grpo": config.grpo.model_copy(update={"learning_rate": 1e-3})})
+    with pytest.raises(SystemExit, match="changed: grpo"):
+        bench.check_work_config(tmp_path, changed)

@@ -65,6 +65,29 @@ def test_targets():
     assert both.startswith("Interests: ") and both.endswith(" Likely next: Gloss")
     with pytest.raises(ValueError, match="next item"):
         make_target("next_item", items, None)
+    assert make_target("recent_items", items, None) == "Recently: Red Matte Lipstick."
+    shown = ["Oldest", "", "Older  Mascara", "Gloss", "Newest Balm"]  # as the prompt shows them, oldest first
+    assert make_target("recent_items", items, None, history_texts=shown) == "Recently: Newest Balm; Gloss; Older Mascara."
+    assert make_target("recent_items", [], None, history_texts=[]) == "No history yet."
+    with pytest.raises(ValueError, match="recent_items"):
+        make_target("nope", items, "Gloss")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("budget", [None, 150])  # 150 tokens: fit_to_budget trims the item texts
+def test_recent_items_copy_the_prompt(tiny_dataset, micro_dir, budget):
+    from transformers import AutoTokenizer
+
+    pc = PromptConfig(max_item_chars=40, min_item_chars=12, max_prompt_tokens=budget or 768)
+    count = token_counter(AutoTokenizer.from_pretrained(micro_dir)) if budget else None
+    examples = make_warmstart_examples(tiny_dataset, "valid", target="recent_items", prompt_config=pc,
+                                       count_tokens=count)
+    assert examples
+    for msgs, target in examples:
+        lines = [line.split(". ", 1)[1].split(" (rated")[0] for line in msgs[1]["content"].splitlines()
+                 if line[:1].isdigit()]
+        expected = "Recently: " + "; ".join(reversed(lines[-3:])) + "." if lines else "No history yet."
+        assert target == expected  # newest first, exactly as shown
+    assert (budget is not None) == any("Maybelline…" in target for _, target in examples)  # trimmed as shown
 
 
 def test_make_warmstart_examples(tiny_dataset, micro_dir):
