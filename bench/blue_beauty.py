@@ -82,7 +82,7 @@ class BlueBeautyConfig(StrictModel):
     warmstart_targets: list[Literal["template", "next_item", "template+next_item", "recent_items"]] = Field(
         default_factory=lambda: ["template", "next_item", "recent_items"])
     warmstart: WarmStartConfig = Field(default_factory=lambda: WarmStartConfig(
-        max_examples=32000, max_steps=2000, batch_size=16, learning_rate=3e-3, max_prompt_tokens=176,
+        max_examples=24000, max_steps=1500, batch_size=16, learning_rate=3e-3, max_prompt_tokens=176,
         max_target_tokens=64, next_item_chars=100))
     reader: WarmStartConfig = Field(default_factory=lambda: WarmStartConfig(
         target="template", max_examples=2400, max_steps=150, batch_size=16, learning_rate=3e-3,

@@ -46,6 +46,26 @@ def test_micro_model_memorises_targets(tmp_path):
     assert [o[0] for o in outs] == [t for _, t in TOY]
 
 
+def test_plain_loss_equals_trls_fused_lm_head(tmp_path):
+    """On CPU the warm start skips TRL's chunked LM head; the loss it trains on must be the same one
+    (target tokens only, the prompt masked), step for step."""
+    texts = [t for pair in TOY for t in pair] * 20
+    tok = train_tokenizer(texts, vocab_size=600)
+    examples = [(build_messages([HistoryItem(h, 5.0)]), target) for h, target in TOY]
+    cfg = WarmStartConfig(max_steps=12, batch_size=2, learning_rate=5e-3, warmup_ratio=0.0, logging_steps=1)
+    losses = {}
+    for fused in (True, False):
+        torch.manual_seed(0)
+        model = build_micro_model(tok, MicroModelConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                                                        num_key_value_heads=1, intermediate_size=64,
+                                                        max_position_embeddings=512))
+        result = warm_start(model, tok, examples, cfg.model_copy(update={"fused_lm_head": fused}),
+                            tmp_path / f"fused-{fused}")
+        losses[fused] = [loss for _, loss in result.losses]
+    assert len(losses[True]) == 12 and losses[True][0] > losses[True][-1]
+    assert losses[False] == pytest.approx(losses[True], rel=1e-4)
+
+
 def test_long_prompts_are_left_out(tmp_path, micro_dir):
     profiler = HFProfiler.from_pretrained(micro_dir, device="cpu")
     long_chat = build_messages([HistoryItem("word " * 100)] * 10, PromptConfig(max_item_chars=400))
