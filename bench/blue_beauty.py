@@ -1,14 +1,15 @@
 """Benchmark (not a test): the micro profiler trained with BLUE on amazon2014-beauty, beside every baseline.
 
-    .venv/bin/python bench/blue_beauty.py                      # all 22,332 test users (about 70 min on 2 cores)
+    .venv/bin/python bench/blue_beauty.py --jobs 3             # all 22,332 test users (about 85 min on 2 cores)
     .venv/bin/python bench/blue_beauty.py --max-users 500 --quick --out /tmp/bb.json   # a smoke run (~10 min)
 
 Stages (each is kept under ``--work`` and reused when a rerun finds it finished):
 
 1. baselines on the test split (popularity, raw history text, mean / last item embedding, template profile);
 2. a tokenizer and a small Qwen2 profiler built from the train split's item texts;
-3. two supervised warm starts — ``template`` (write the hand-crafted profile) and ``next_item`` (keywords plus
-   the text of the next train item) — and the choice between them by NDCG@10 of **validation** users;
+3. three supervised warm starts — ``template`` (write the hand-crafted profile), ``next_item`` (keywords plus
+   the text of the next train item) and ``recent_items`` (the newest titles, copied from the prompt) — and the
+   choice between them by NDCG@10 of **validation** users;
 4. the frozen micro reader of the multiple-choice reward (template profile → next item title);
 5. GRPO from the chosen warm start, one run per ablation: both rewards, embedding reward only (bidirectional
    InfoNCE), embedding reward with one-directional InfoNCE (profile → item only), text reward only; each run's
@@ -118,10 +119,20 @@ def quick(config: BlueBeautyConfig) -> BlueBeautyConfig:
 
 # --- jobs (run in worker processes: one torch thread each) ------------------------------------------------------
 
-def _worker_init() -> None:
+def _worker_init(parent_pid: int) -> None:
+    import threading
+
     import torch
 
     torch.set_num_threads(1)
+    # A worker whose bench process was killed (SIGKILL, a closed terminal) would train on for an hour: leave.
+    threading.Thread(target=_exit_when_orphaned, args=(parent_pid,), daemon=True).start()
+
+
+def _exit_when_orphaned(parent_pid: int, every_s: float = 2.0) -> None:
+    while os.getppid() == parent_pid:
+        time.sleep(every_s)
+    os._exit(1)
 
 
 def _say(job: str) -> Callable[[str], None]:
@@ -280,7 +291,8 @@ def run(args: argparse.Namespace, config: BlueBeautyConfig) -> dict[str, Any]:
                              prompt_config=config.prompt)
     lap("micro init")
 
-    pool = ProcessPoolExecutor(max_workers=args.jobs, mp_context=get_context("spawn"), initializer=_worker_init)
+    pool = ProcessPoolExecutor(max_workers=args.jobs, mp_context=get_context("spawn"), initializer=_worker_init,
+                               initargs=(os.getpid(),))
     try:
         console.rule("3/6 warm starts (+ the reader)")
         futures: dict[Future, str] = {}

@@ -79,3 +79,21 @@ def test_a_work_folder_is_reused_only_with_its_own_settings(bench, tmp_path):
     changed = config.model_copy(update={"grpo": config.grpo.model_copy(update={"learning_rate": 1e-3})})
     with pytest.raises(SystemExit, match="changed: grpo"):
         bench.check_work_config(tmp_path, changed)
+
+
+def test_a_worker_whose_bench_process_died_exits(bench):
+    import multiprocessing
+    import os
+    import time
+
+    ctx = multiprocessing.get_context("fork")  # the bench module is loaded by path, which spawn cannot re-import
+    orphan = ctx.Process(target=bench._exit_when_orphaned, args=(-1, 0.05))  # -1: never the parent's pid
+    orphan.start()
+    orphan.join(timeout=10)
+    assert orphan.exitcode == 1
+    child = ctx.Process(target=bench._exit_when_orphaned, args=(os.getpid(), 0.05))
+    child.start()
+    time.sleep(0.5)
+    assert child.is_alive()  # its parent lives: it keeps working
+    child.terminate()
+    child.join(timeout=10)
