@@ -51,7 +51,7 @@ from bluerec.config import StrictModel, load_config  # noqa: E402
 from bluerec.io import read_jsonl, write_json_atomic  # noqa: E402
 from bluerec.profiler.backends.micro import MicroModelConfig  # noqa: E402
 from bluerec.profiler.prompts import PromptConfig  # noqa: E402
-from bluerec.profiler.warmstart import WarmStartConfig  # noqa: E402
+from bluerec.profiler.warmstart import WarmStartConfig, WarmStartTarget  # noqa: E402
 from bluerec.rewards import InfoNCERewardConfig, LengthPenaltyConfig, MultipleChoiceRewardConfig  # noqa: E402
 from bluerec.train.config import GRPOSettings, RewardsConfig, RewardWeights, TrainEvalConfig  # noqa: E402
 
@@ -80,7 +80,7 @@ class BlueBeautyConfig(StrictModel):
     prompt: PromptConfig = Field(default_factory=_prompt)
     vocab_size: int = 4096
     micro: MicroModelConfig = Field(default_factory=lambda: MicroModelConfig(hidden_size=128, intermediate_size=384))
-    warmstart_targets: list[Literal["template", "next_item", "template+next_item", "recent_items"]] = Field(
+    warmstart_targets: list[WarmStartTarget] = Field(
         default_factory=lambda: ["template", "next_item", "recent_items"])
     warmstart: WarmStartConfig = Field(default_factory=lambda: WarmStartConfig(
         max_examples=24000, max_steps=1500, batch_size=16, learning_rate=3e-3, max_prompt_tokens=176,

@@ -52,6 +52,20 @@ def write_jsonl_atomic(target: str | Path, rows: Iterable[dict[str, Any]]) -> in
     return n
 
 
-def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
+def read_jsonl(path: str | Path, *, skip_unreadable: bool = False) -> list[dict[str, Any]]:
+    """The rows of a JSONL file (blank lines ignored). A line that is not JSON raises, unless
+    ``skip_unreadable`` — for readers of a file another process may be writing (a half-written last line) —
+    passes over it and over any line that is not a JSON object."""
+    if not skip_unreadable:
+        with open(path, encoding="utf-8") as fh:
+            return [json.loads(line) for line in fh if line.strip()]
+    rows: list[dict[str, Any]] = []
     with open(path, encoding="utf-8") as fh:
-        return [json.loads(line) for line in fh if line.strip()]
+        for line in fh:
+            try:
+                row = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(row, dict):
+                rows.append(row)
+    return rows

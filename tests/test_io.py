@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import stat
@@ -70,3 +71,11 @@ def test_success_replaces_with_plain_file_permissions(tmp_path: Path) -> None:
     assert stat.S_IMODE(out.stat().st_mode) == 0o666 & ~umask  # not mkstemp's 0600
     assert write_jsonl_atomic(tmp_path / "rows.jsonl", ({"i": i} for i in range(3))) == 3
     assert read_jsonl(tmp_path / "rows.jsonl") == [{"i": 0}, {"i": 1}, {"i": 2}]
+
+
+def test_read_jsonl_is_strict_unless_told_to_skip_unreadable_lines(tmp_path):
+    path = tmp_path / "metrics.jsonl"
+    path.write_text('{"step": 1}\n\n[1, 2]\n{"step": 2}\n{"step": 3, "loss"', encoding="utf-8")  # a half-written tail
+    with pytest.raises(json.JSONDecodeError):
+        read_jsonl(path)
+    assert read_jsonl(path, skip_unreadable=True) == [{"step": 1}, {"step": 2}]

@@ -118,26 +118,35 @@ def _render(history: Sequence[HistoryItem], config: PromptConfig, item_chars: in
     return [{"role": "system", "content": config.system_prompt}, {"role": "user", "content": user}]
 
 
+@dataclass(frozen=True)
+class FittedPrompt:
+    """A prompt's messages and the item texts exactly as it shows them (oldest first)."""
+
+    messages: list[dict]
+    item_texts: list[str]
+
+
+def _shown(history: Sequence[HistoryItem], config: PromptConfig, item_chars: int, snippet_chars: int) -> FittedPrompt:
+    return FittedPrompt(_render(history, config, item_chars, snippet_chars),
+                        [clip(it.text, item_chars) for it in history])
+
+
+def build_prompt(history: Sequence[HistoryItem], config: PromptConfig | None = None) -> FittedPrompt:
+    """:func:`build_messages` with the item texts it shows."""
+    config = config or PromptConfig()
+    return _shown(list(history)[-config.max_history_items :], config, config.max_item_chars,
+                  config.review_snippet_chars)
+
+
 def build_messages(history: Sequence[HistoryItem], config: PromptConfig | None = None) -> list[dict]:
     """System + user messages for ``history`` (oldest first). Keeps the ``max_history_items`` newest items
     and applies the per-item character limits; no token budget (see :func:`fit_to_budget`)."""
-    config = config or PromptConfig()
-    kept = list(history)[-config.max_history_items :]
-    snippet = config.review_snippet_chars
-    return _render(kept, config, config.max_item_chars, snippet)
+    return build_prompt(history, config).messages
 
 
 def messages_text(messages: Sequence[dict]) -> str:
     """The text a budget is measured on: the message contents joined by blank lines."""
     return "\n\n".join(str(m.get("content", "")) for m in messages)
-
-
-@dataclass(frozen=True)
-class FittedPrompt:
-    """A prompt fitted to its token budget, and the item texts exactly as it shows them (oldest first)."""
-
-    messages: list[dict]
-    item_texts: list[str]
 
 
 def fit_to_budget(
@@ -177,13 +186,10 @@ def fit_prompt(
         ladder.append(mid)
     if (min_chars, 0) != ladder[-1]:
         ladder.append((min_chars, 0))
-    def fitted(kept: Sequence[HistoryItem], chars: int, snip: int) -> FittedPrompt:
-        return FittedPrompt(_render(kept, config, chars, snip), [clip(it.text, chars) for it in kept])
-
     for chars, snip in ladder:
-        msgs = _render(items, config, chars, snip)
-        if fits(msgs) or not items:
-            return FittedPrompt(msgs, [clip(it.text, chars) for it in items])
+        prompt = _shown(items, config, chars, snip)
+        if fits(prompt.messages) or not items:
+            return prompt
 
     # Drop the oldest items: largest k such that the k newest items fit at the most compact level.
     chars, snip = ladder[-1]
@@ -195,7 +201,7 @@ def fit_prompt(
         else:
             hi = k - 1
     if lo > 0:
-        return fitted(items[-lo:], chars, snip)
+        return _shown(items[-lo:], config, chars, snip)
 
     # Not even one compact item fits: cut the newest item's text as far as needed (or give up on it).
     newest = items[-1]
@@ -207,8 +213,8 @@ def fit_prompt(
         else:
             hi_c = c - 1
     if lo_c >= 8:
-        return fitted([newest], lo_c, 0)
-    return fitted([], chars, 0)
+        return _shown([newest], config, lo_c, 0)
+    return _shown([], config, chars, 0)
 
 
 def token_counter(tokenizer: Any) -> Callable[[str], int]:

@@ -33,7 +33,7 @@ import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from pydantic import Field
 
@@ -41,7 +41,7 @@ from bluerec.config import StrictModel
 from bluerec.profiler.checkpoint import save_pretrained_atomic
 from bluerec.profiler.prompts import (
     PromptConfig,
-    build_messages,
+    build_prompt,
     clip,
     fit_prompt,
     history_items_for,
@@ -56,7 +56,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 WarmStartTarget = Literal["template", "next_item", "template+next_item", "recent_items"]
-WARMSTART_TARGETS: tuple[str, ...] = ("template", "next_item", "template+next_item", "recent_items")
+WARMSTART_TARGETS: tuple[str, ...] = get_args(WarmStartTarget)
 Example = tuple[list[dict] | str, str]  # (chat messages or a plain-text prompt, target text)
 
 
@@ -78,7 +78,7 @@ class WarmStartConfig(StrictModel):
         logging_steps: how often the loss is logged and ``progress`` called.
         fused_lm_head: TRL's chunked LM-head loss (it never builds the full logits: the memory saver for a
             large vocabulary on a GPU). ``None`` = on except on CPU, where its tiled kernel makes a micro
-            model's step about 3× slower than the plain cross-entropy of the model's own forward.
+            model's step about 2× slower than the plain cross-entropy of the model's own forward.
         seed: data order and sampling.
     """
 
@@ -184,16 +184,12 @@ def make_warmstart_examples(
     for i in indices:
         ex = rows[i]
         history = history_items_for(dataset, ex, field=pc.item_field)
-        if count_tokens:
-            fitted = fit_prompt(history, pc, count_tokens)
-            messages, shown = fitted.messages, fitted.item_texts
-        else:
-            messages = build_messages(history, pc)
-            shown = [clip(h.text, pc.max_item_chars) for h in history[-pc.max_history_items :]]
+        prompt = fit_prompt(history, pc, count_tokens) if count_tokens else build_prompt(history, pc)
         t_items = template_items_for(dataset, ex)[-pc.max_history_items :]
         j = items.index.get(ex.item_id)
         next_text = (texts[j] or items.texts[j]) if j is not None else None
-        out.append((messages, make_target(target, t_items, next_text, next_item_chars, history_texts=shown)))
+        out.append((prompt.messages, make_target(target, t_items, next_text, next_item_chars,
+                                                  history_texts=prompt.item_texts)))
     return out
 
 

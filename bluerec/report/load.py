@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bluerec.io import read_jsonl
+
 _COMPONENT = re.compile(r"^rewards/(.+)/mean$")
 
 
@@ -51,21 +53,6 @@ def _finite(v: Any) -> float:
     return f if math.isfinite(f) else math.nan
 
 
-def _json_objects(path: Path) -> list[dict[str, Any]]:
-    """The JSON-object lines of a JSONL file; unparsable lines (e.g. the half-written last line of a run still
-    in progress) and non-objects are passed over. ``OSError`` propagates."""
-    rows: list[dict[str, Any]] = []
-    with open(path, encoding="utf-8") as fh:
-        for line in fh:
-            try:
-                row = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(row, dict):
-                rows.append(row)
-    return rows
-
-
 def read_results(run_dir: Path) -> tuple[dict[str, Any] | None, str]:
     path = run_dir / "results.json"
     if not path.is_file():
@@ -84,7 +71,7 @@ def read_curves(run_dir: Path) -> tuple[TrainCurves | None, str]:
     if not path.is_file():
         return None, "no train/metrics.jsonl in this run (BLUE was not trained here)"
     try:
-        rows = _json_objects(path)
+        rows = read_jsonl(path, skip_unreadable=True)
     except OSError as err:
         return None, f"train/metrics.jsonl could not be read ({err})"
 
@@ -167,8 +154,6 @@ def read_user_rows(run_dir: Path, method: str, user_ids: list[str], protocol: st
             table = table.filter(pc.is_in(ids, value_set=pa.array(sorted(wanted), pa.string())))
             rows = table.to_pylist()
         elif jsonl.is_file():
-            from bluerec.io import read_jsonl
-
             rows = [r for r in read_jsonl(jsonl) if str(r.get("user_id")) in wanted]
         else:
             return {}
@@ -185,7 +170,7 @@ def read_profiles(run_dir: Path, method: str, user_ids: list[str]) -> dict[str, 
         return {}
     wanted, out = set(user_ids), {}
     try:
-        rows = _json_objects(path)
+        rows = read_jsonl(path, skip_unreadable=True)
     except OSError:
         return {}
     for row in rows:
