@@ -13,7 +13,7 @@ from bluerec.cli._common import console, friendly_errors, say
 def evaluate(
     dataset: Optional[Path] = typer.Option(None, "--dataset", "-d", help="Prepared-dataset folder (from `bluerec data prepare`)."),
     out: Path = typer.Option(..., "--out", help="Run folder for per-user results, profiles, summary.json and summary.md."),
-    method: Optional[list[str]] = typer.Option(None, "--method", "-m", help="Baseline to run (repeatable): popularity, history_text, mean_embedding, last_item, template. Default: all."),
+    method: Optional[list[str]] = typer.Option(None, "--method", "-m", help="Baseline to run (repeatable): popularity, history_text, mean_embedding, last_item, template, successor_text, successor_mean. Default: all."),
     profiles: Optional[list[str]] = typer.Option(None, "--profiles", help="Extra method from a profiles JSONL, as NAME=PATH (repeatable), e.g. blue=runs/x/profiles.test.jsonl."),
     profiler: Optional[Path] = typer.Option(None, "--profiler", help="A trained profiler folder: generate its profiles for the split (resumable) and evaluate them as method 'profiler'."),
     protocol: Optional[list[str]] = typer.Option(None, "--protocol", help="full (whole catalogue) and/or sampled (target + 99 seeded uniform negatives). Default: both."),

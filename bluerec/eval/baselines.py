@@ -12,7 +12,14 @@ history_text       the last N item texts joined with `` | ``, embedded as a quer
 mean_embedding     mean of the last N history item embeddings
 last_item          the embedding of the most recent history item
 template           a hand-crafted template profile (keywords, brands, categories, recent items)
+successor_text     the last item's text and its top successor's text (other users' sequences,
+                   :mod:`bluerec.data.transitions`), joined with `` | ``, embedded as a query
+successor_mean     mean embedding of the last item and its top ``successors`` successors
 =================  =====================================================================
+
+The two successor methods use no LLM: they tell whether a profiler adds anything to the transition
+statistics a prompt can show it. Successors never include history items, and the statistics never count
+a target of the evaluated split.
 """
 
 from __future__ import annotations
@@ -25,10 +32,12 @@ from typing import Literal, get_args
 import numpy as np
 
 from bluerec.data.dataset import Example, PreparedDataset
+from bluerec.data.transitions import TransitionConfig, TransitionTable, load_transitions
 from bluerec.embed import Embedder, embed_cached
 from bluerec.profiler.template import raw_history_text, template_items_for, template_profile
 
-BaselineName = Literal["popularity", "history_text", "mean_embedding", "last_item", "template"]
+BaselineName = Literal["popularity", "history_text", "mean_embedding", "last_item", "template", "successor_text",
+                       "successor_mean"]
 BASELINES: tuple[str, ...] = get_args(BaselineName)
 
 
@@ -69,6 +78,26 @@ def template_texts(dataset: PreparedDataset, examples: Sequence[Example], n: int
     return [template_profile(template_items_for(dataset, ex)[-n:]) for ex in examples]
 
 
+def successor_items(
+    dataset: PreparedDataset, examples: Sequence[Example], table: TransitionTable, m: int
+) -> list[list[str]]:
+    """Each example's last history item followed by its top ``m`` successors (history items excluded)."""
+    out = []
+    for ex in examples:
+        if not ex.history:
+            out.append([])
+            continue
+        last = ex.history[-1]
+        succ = table.top_successors([last], m, exclude=dataset.full_history(ex))
+        out.append([last, *(item for item, _ in succ)])
+    return out
+
+
+def successor_texts(dataset: PreparedDataset, examples: Sequence[Example], table: TransitionTable) -> list[str]:
+    texts, index = dataset.items.texts, dataset.items.index
+    return [" | ".join(texts[index[i]] for i in items) for items in successor_items(dataset, examples, table, 1)]
+
+
 def baseline_queries(
     method: BaselineName,
     dataset: PreparedDataset,
@@ -77,8 +106,21 @@ def baseline_queries(
     item_emb: np.ndarray,
     history_items: int = 20,
     cache_dir: Path | None = None,
+    *,
+    split: str = "test",
+    transitions: TransitionConfig | None = None,
+    successors: int = 3,
+    transitions_cache_dir: Path | None = Path(".cache"),
 ) -> Queries:
-    """Build the queries of one baseline for ``examples`` (see the module table)."""
+    """Build the queries of one baseline for ``examples`` of ``split`` (see the module table)."""
+    if method in ("successor_text", "successor_mean"):
+        table = load_transitions(dataset, split, transitions, cache_dir=transitions_cache_dir)
+        if method == "successor_text":
+            return text_queries(successor_texts(dataset, examples, table), embedder, item_emb, cache_dir)
+        index = dataset.items.index
+        rows = [np.asarray([index[i] for i in items], dtype=np.int64)
+                for items in successor_items(dataset, examples, table, successors)]
+        return Queries(vectors=_pool(item_emb, rows, lambda m: m.mean(axis=0)), items=item_emb)
     if method == "popularity":
         pop = np.log1p(dataset.items.popularity.astype(np.float32))[:, None]
         return Queries(vectors=np.ones((len(examples), 1), dtype=np.float32), items=pop)

@@ -29,6 +29,7 @@ from pydantic import Field
 from bluerec.config import StrictModel
 from bluerec.data.dataset import Example, PreparedDataset
 from bluerec.data.errors import DataError
+from bluerec.data.transitions import TransitionConfig
 from bluerec.embed import Embedder, EmbedderConfig, embed_items
 from bluerec.eval.baselines import BASELINES, Queries, baseline_queries, text_queries
 from bluerec.eval.evaluator import EvalConfig, EvalResult, RetrievalEvaluator, save_user_results
@@ -36,7 +37,8 @@ from bluerec.io import read_jsonl, write_json_atomic, write_jsonl_atomic, write_
 
 logger = logging.getLogger(__name__)
 
-BaselineMethod = Literal["popularity", "history_text", "mean_embedding", "last_item", "template"]
+BaselineMethod = Literal["popularity", "history_text", "mean_embedding", "last_item", "template", "successor_text",
+                         "successor_mean"]
 
 
 class EvaluateConfig(StrictModel):
@@ -49,6 +51,8 @@ class EvaluateConfig(StrictModel):
         split: ``test`` (default) or ``valid`` — choose anything on ``valid``.
         history_items: N most recent items used by history text, mean embedding and template (default 20).
         max_users: evaluate a seeded random sample of users (quick looks only; default all).
+        transitions: how the successor baselines count other users' transitions.
+        successors: how many top successors ``successor_mean`` averages with the last item.
         protocols: the ranking protocols (default: full ranking, and 100 sampled candidates).
     """
 
@@ -64,6 +68,8 @@ class EvaluateConfig(StrictModel):
         default_factory=lambda: [EvalConfig(protocol="full"), EvalConfig(protocol="sampled", num_negatives=99)]
     )
     cache_dir: Path | None = Path(".cache/embeddings")  # item and query embeddings, keyed by model + text hash
+    transitions: TransitionConfig = Field(default_factory=TransitionConfig)
+    successors: int = Field(3, ge=1)
 
 
 def select_examples(dataset: PreparedDataset, split: str, max_users: int | None, seed: int) -> list[Example]:
@@ -114,8 +120,11 @@ class EvaluationRun:
         if method in self.config.profiles:
             texts = load_profile_texts(self.config.profiles[method], self.examples)
             return text_queries(texts, self.embedder, self.item_emb, self.config.cache_dir)
+        transitions_cache = self.config.cache_dir.parent if self.config.cache_dir is not None else None
         return baseline_queries(method, self.dataset, self.examples, self.embedder,  # type: ignore[arg-type]
-                                self.item_emb, self.config.history_items, self.config.cache_dir)
+                                self.item_emb, self.config.history_items, self.config.cache_dir,
+                                split=self.config.split, transitions=self.config.transitions,
+                                successors=self.config.successors, transitions_cache_dir=transitions_cache)
 
     def evaluate_queries(self, name: str, queries: Queries) -> dict[str, dict[str, float]]:
         """Score one method under every protocol; keeps the per-user results for :meth:`save`."""
