@@ -27,6 +27,7 @@ from bluerec.config import StrictModel
 from bluerec.data.config import PrepareConfig
 from bluerec.data.synth import SynthConfig
 from bluerec.profiler.backends.micro import MicroModelConfig
+from bluerec.profiler.config import ProfilerConfig
 from bluerec.profiler.prompts import PromptConfig
 from bluerec.profiler.warmstart import WarmStartConfig
 from bluerec.rewards import InfoNCERewardConfig, MultipleChoiceRewardConfig
@@ -69,6 +70,8 @@ class QuickstartConfig(StrictModel):
         save_steps=20, logging_steps=1))
     train_eval: TrainEvalConfig = Field(default_factory=lambda: TrainEvalConfig(every_steps=10, num_users=100))
     max_new_tokens: int = Field(48, ge=8)  # profile length at evaluation (greedy)
+    # Where the micro profiler runs. The README's numbers were recorded on CPU; "auto" uses CUDA when available.
+    device: str = "cpu"
     num_threads: int = Field(1, ge=1)  # one thread is fastest for a micro model on a busy 2-core machine
     seed: int = 0
 
@@ -113,15 +116,18 @@ def train_reader(tokenizer: Any, dataset: Any, micro: MicroModelConfig, config: 
     return warm_start(model, tokenizer, examples, config, out_dir, progress=progress)
 
 
-def generate_profile_file(profiler: str | Path, dataset: Any, split: str, out_path: Path,
+def generate_profile_file(profiler: str | Path | ProfilerConfig, dataset: Any, split: str, out_path: Path,
                           prompt: PromptConfig, max_new_tokens: int = 64, max_users: int | None = None,
-                          user_ids: Any = None, batch_size: int = 32) -> Path:
-    """Greedy profiles of ``split``'s users by a profiler folder or hub id, resumable (missing users only)."""
+                          user_ids: Any = None, batch_size: int = 32, device: str | None = None) -> Path:
+    """Greedy profiles of ``split``'s users, resumable (missing users only). ``profiler`` is a
+    :class:`~bluerec.profiler.config.ProfilerConfig` or a model (known name, folder, hub id) loaded with its
+    defaults; ``device`` overrides its device (``"auto"``: CUDA when available)."""
     from bluerec.profiler.backends.base import GenerationConfig
-    from bluerec.profiler.backends.hf import HFProfiler
+    from bluerec.profiler.loader import load_profiler
     from bluerec.profiler.profile import generate_profiles
 
-    backend = HFProfiler.from_pretrained(str(profiler), device="cpu")
+    backend = load_profiler(profiler if isinstance(profiler, ProfilerConfig) else ProfilerConfig(model=str(profiler)),
+                            device=device)
     gen = GenerationConfig(num_samples=1, max_new_tokens=max_new_tokens, do_sample=False, batch_size=batch_size)
     generate_profiles(backend, dataset, split, prompt, gen, out_path, resume=True, max_users=max_users,
                       user_ids=user_ids)
@@ -129,7 +135,7 @@ def generate_profile_file(profiler: str | Path, dataset: Any, split: str, out_pa
 
 
 def profiles_for_run(profiler: Path, dataset_dir: Path, split: str, out_path: Path,
-                     max_users: int | None = None, max_new_tokens: int = 64) -> Path:
+                     max_users: int | None = None, max_new_tokens: int = 64, device: str | None = None) -> Path:
     """Profiles for ``bluerec evaluate --profiler``: the prompt settings come from the run's ``train_config.yaml``
     (beside ``final/``) when there is one, so evaluation prompts match training prompts."""
     import yaml
@@ -142,7 +148,7 @@ def profiles_for_run(profiler: Path, dataset_dir: Path, split: str, out_path: Pa
             prompt = PromptConfig.model_validate((yaml.safe_load(candidate.read_text()) or {}).get("prompt", {}))
             break
     return generate_profile_file(profiler, PreparedDataset(dataset_dir), split, out_path, prompt,
-                                 max_new_tokens=max_new_tokens, max_users=max_users)
+                                 max_new_tokens=max_new_tokens, max_users=max_users, device=device)
 
 
 def run_quickstart(config: QuickstartConfig, out: Path, say: Say) -> dict[str, Any]:
@@ -154,8 +160,8 @@ def run_quickstart(config: QuickstartConfig, out: Path, say: Say) -> dict[str, A
     from bluerec.data.synth import write_synth
     from bluerec.eval.run import EvaluateConfig, EvaluationRun, load_profile_texts
     from bluerec.io import write_json_atomic, write_text_atomic
-    from bluerec.profiler.backends.hf import HFProfiler
     from bluerec.profiler.backends.micro import build_micro_profiler, corpus_for
+    from bluerec.profiler.loader import load_profiler
     from bluerec.train.config import BlueTrainConfig, ReaderConfig
     from bluerec.train.trainer import train_blue
 
@@ -189,7 +195,7 @@ def run_quickstart(config: QuickstartConfig, out: Path, say: Say) -> dict[str, A
     models = out / "models"
     init = build_micro_profiler(corpus_for(ds), models / "micro-init", vocab_size=config.vocab_size,
                                 model_config=config.micro, prompt_config=config.prompt)
-    prof = HFProfiler.from_pretrained(str(init), device="cpu")
+    prof = load_profiler(ProfilerConfig(backend="micro", model=str(init), device=config.device))
     indented: Say = lambda m: say("    " + m)  # noqa: E731
     result = warm_start_profiler(prof, ds, config.prompt, config.warmstart, models / "warmstart", config.seed,
                                  progress=loss_printer(indented, "warm start"))
@@ -208,9 +214,10 @@ def run_quickstart(config: QuickstartConfig, out: Path, say: Say) -> dict[str, A
     for stale in profiles_dir.glob("*.jsonl"):
         stale.unlink()
     generate_profile_file(models / "warmstart", ds, "test", profiles_dir / "warmstart.test.jsonl", config.prompt,
-                          config.max_new_tokens)
+                          config.max_new_tokens, device=config.device)
     train_cfg = BlueTrainConfig(
-        dataset=out / "data", profiler=str(models / "warmstart"), device="cpu",
+        dataset=out / "data",
+        profiler=ProfilerConfig(backend="micro", model=str(models / "warmstart"), dtype="float32", device=config.device),
         reader=ReaderConfig(model=str(models / "reader")), item_cache_dir=out / "cache",
         prompt=config.prompt, rewards=config.rewards, grpo=config.grpo, eval=config.train_eval,
         num_threads=config.num_threads, output_dir=out / "train", overwrite=True, show_progress=False,
@@ -220,7 +227,7 @@ def run_quickstart(config: QuickstartConfig, out: Path, say: Say) -> dict[str, A
 
     say("7/7 evaluating the warm-start and BLUE profilers")
     generate_profile_file(trained.final_dir, ds, "test", profiles_dir / "blue.test.jsonl", config.prompt,
-                          config.max_new_tokens)
+                          config.max_new_tokens, device=config.device)
     for name in ("warmstart", "blue"):
         texts = load_profile_texts(profiles_dir / f"{name}.test.jsonl", run.examples)
         run.evaluate_texts(name, texts)

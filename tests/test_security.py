@@ -49,7 +49,10 @@ def test_a_pickle_given_as_data_is_rejected_not_loaded(tmp_path: Path):
 
 def test_remote_code_is_off_unless_turned_on():
     assert EmbedderConfig().trust_remote_code is False
-    assert BlueTrainConfig.model_fields["trust_remote_code"].default is False
+    from bluerec.profiler.config import ProfilerConfig
+
+    assert ProfilerConfig.model_fields["trust_remote_code"].default is False
+    assert BlueTrainConfig.model_validate({"dataset": "d", "profiler": "p", "output_dir": "o"}).profiler.trust_remote_code is False
     import inspect
 
     from bluerec.profiler.backends.hf import HFProfiler

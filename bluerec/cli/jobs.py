@@ -36,26 +36,28 @@ def train(
 
 
 def profile(
-    profiler: str = typer.Option(..., "--profiler", help="Profiler folder (e.g. a run's final/) or a Hugging Face model id."),
+    profiler: str = typer.Option(..., "--profiler", help="Profiler folder (e.g. a run's final/), a known model name (bluerec models list) or a Hugging Face model id."),
     dataset: Path = typer.Option(..., "--dataset", "-d", help="Prepared-dataset folder."),
     out: Path = typer.Option(..., "--out", help="Profiles JSONL to write (user_id, profile, generation settings); resumable."),
     split: str = typer.Option("test", help="Which split's users to profile: train, valid or test."),
     max_users: Optional[int] = typer.Option(None, help="Profile at most this many users."),
     max_new_tokens: int = typer.Option(64, help="Longest profile in tokens (greedy decoding)."),
+    device: str = typer.Option("auto", help="auto (CUDA when available), cpu, cuda, cuda:<n>."),
 ) -> None:
     """Write one greedy profile per user as JSONL; only users missing from an existing file are generated."""
     from bluerec.pipeline import profiles_for_run
 
     with friendly_errors():
         if Path(profiler).exists():  # a local run: its own prompt settings come from train_config.yaml
-            profiles_for_run(Path(profiler), dataset, split, out, max_users=max_users, max_new_tokens=max_new_tokens)
-        else:  # a hub id: default prompts
+            profiles_for_run(Path(profiler), dataset, split, out, max_users=max_users, max_new_tokens=max_new_tokens,
+                             device=device)
+        else:  # a known model name (fetched on first use) or a hub id: default prompts
             from bluerec.data.dataset import PreparedDataset
             from bluerec.pipeline import generate_profile_file
             from bluerec.profiler.prompts import PromptConfig
 
             generate_profile_file(profiler, PreparedDataset(dataset), split, out, PromptConfig(), max_new_tokens,
-                                  max_users)
+                                  max_users, device=device)
     say(f"profiles in {out}")
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from bluerec.cli import data as data_cmd
+from bluerec.cli import models as models_cmd
 from bluerec.cli._common import setup_logging
 from bluerec.cli.evaluate import evaluate
 from bluerec.cli.jobs import profile, quickstart, train
@@ -17,6 +18,7 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
 )
 app.add_typer(data_cmd.app, name="data")
+app.add_typer(models_cmd.app, name="models")
 app.command("evaluate")(evaluate)
 app.command("train")(train)
 app.command("profile")(profile)

@@ -235,26 +235,62 @@ def token_counter(tokenizer: Any) -> Callable[[str], int]:
     return count
 
 
-def render_prompt(messages: Sequence[dict], tokenizer: Any | None) -> str:
-    """The prompt string a model sees: the tokenizer's chat template with the generation prompt when it
-    has one (a template that rejects the system role gets the system text merged into the user turn),
-    otherwise ``System: ...\\nUser: ...\\nProfile:``."""
+def merge_system(messages: Sequence[dict]) -> list[dict]:
+    """The chat with a leading system message merged into the first user turn (for templates without a system
+    role)."""
     messages = [dict(m) for m in messages]
-    if tokenizer is not None and getattr(tokenizer, "chat_template", None):
+    if messages and messages[0].get("role") == "system" and len(messages) > 1:
+        merged = dict(messages[1])
+        merged["content"] = f"{messages[0]['content']}\n\n{messages[1]['content']}"
+        return [merged, *messages[2:]]
+    return messages
+
+
+_SYSTEM_OK: dict[tuple[int, str], bool] = {}  # (tokenizer class, chat template) -> accepts a system message
+
+
+def _accepts_system(tokenizer: Any) -> bool:
+    template = tokenizer.chat_template
+    key = (id(type(tokenizer)), template if isinstance(template, str) else repr(template))
+    if key not in _SYSTEM_OK:
+        probe = [{"role": "system", "content": "s"}, {"role": "user", "content": "u"}]
         try:
-            return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-        except Exception:
-            if messages and messages[0].get("role") == "system" and len(messages) > 1:
-                merged = [dict(messages[1])]
-                merged[0]["content"] = f"{messages[0]['content']}\n\n{messages[1]['content']}"
-                return tokenizer.apply_chat_template(merged + messages[2:], tokenize=False, add_generation_prompt=True)
-            raise
+            tokenizer.apply_chat_template(probe, tokenize=False, add_generation_prompt=True)
+            _SYSTEM_OK[key] = True
+        except Exception:  # noqa: BLE001 - any template error on the system role means "merge it"
+            _SYSTEM_OK[key] = False
+    return _SYSTEM_OK[key]
+
+
+def plain_prompt(messages: Sequence[dict]) -> str:
+    """``System: ...\nUser: ...\nProfile:`` — the prompt for tokenizers without a chat template."""
     parts = []
     for m in messages:
         role = str(m.get("role", "user"))
         label = {"system": "System", "user": "User", "assistant": "Profile"}.get(role, role.capitalize())
         parts.append(f"{label}: {m.get('content', '')}")
     return "\n".join(parts) + "\nProfile:"
+
+
+def prompt_renderer(tokenizer: Any | None) -> Callable[[Sequence[dict]], list[dict] | str]:
+    """How a chat reaches a model — the single chat-template fallback that training (TRL's prompts, the warm
+    start's examples) and inference (:func:`render_prompt`) share: the chat itself; the chat with the system
+    message merged into the user turn (templates that reject a system role); or the plain
+    ``System/User/Profile`` text (:func:`plain_prompt`) for tokenizers without a chat template."""
+    if tokenizer is None or not getattr(tokenizer, "chat_template", None):
+        return plain_prompt
+    if _accepts_system(tokenizer):
+        return lambda messages: [dict(m) for m in messages]
+    return merge_system
+
+
+def render_prompt(messages: Sequence[dict], tokenizer: Any | None) -> str:
+    """The prompt string a model sees: :func:`prompt_renderer`'s chat through the tokenizer's chat template with
+    the generation prompt, or the plain text."""
+    chat = prompt_renderer(tokenizer)(messages)
+    if isinstance(chat, str):
+        return chat
+    return tokenizer.apply_chat_template(chat, tokenize=False, add_generation_prompt=True)
 
 
 # --- history from a prepared dataset ------------------------------------------------------------------

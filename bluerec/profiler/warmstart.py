@@ -46,6 +46,7 @@ from bluerec.profiler.prompts import (
     fit_prompt,
     history_items_for,
     messages_text,
+    prompt_renderer,
     token_counter,
 )
 from bluerec.profiler.template import summarize, template_items_for, template_profile
@@ -197,6 +198,7 @@ def make_warmstart_examples(
 
 def _prepare(tokenizer: Any, examples: Sequence[Example], config: WarmStartConfig) -> tuple[list[dict], int]:
     count = token_counter(tokenizer)
+    chat = prompt_renderer(tokenizer)  # the same chat-template fallback as inference and GRPO
     rows, dropped = [], 0
     for messages, target in examples:
         # A plain-text prompt (str) trains a plain continuation, e.g. a reader LM scored without a chat template.
@@ -210,7 +212,7 @@ def _prepare(tokenizer: Any, examples: Sequence[Example], config: WarmStartConfi
         if isinstance(messages, str):
             rows.append({"prompt": messages, "completion": target})
         else:
-            rows.append({"prompt": [dict(m) for m in messages],
+            rows.append({"prompt": chat(messages),
                          "completion": [{"role": "assistant", "content": target}]})
     if dropped:
         warnings.warn(f"warm start: {dropped} of {len(examples)} examples have prompts over "

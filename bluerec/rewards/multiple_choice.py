@@ -8,6 +8,7 @@ are soft-maxed over the options.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import string
 from collections.abc import Callable, Sequence
@@ -146,11 +147,13 @@ class MultipleChoiceReward:
         config: MultipleChoiceRewardConfig | None = None,
         batch_size: int = 16,
         max_length: int = 1024,
+        base_only: bool = False,
     ) -> MultipleChoiceReward:
-        """Build the reward around an :class:`HFOptionScorer` that uses the config's ``length_normalise``."""
+        """Build the reward around an :class:`HFOptionScorer` that uses the config's ``length_normalise``
+        (``base_only``: read with a PEFT model's adapters disabled, see :class:`HFOptionScorer`)."""
         config = config or MultipleChoiceRewardConfig()
         scorer = HFOptionScorer(model, tokenizer, batch_size=batch_size, max_length=max_length,
-                                length_normalise=config.length_normalise)
+                                length_normalise=config.length_normalise, base_only=base_only)
         return cls(scorer, config)
 
     def context(self, profile: str, options: Sequence[str]) -> str:
@@ -230,6 +233,8 @@ class HFOptionScorer:
         batch_size: (context, option) pairs per forward pass.
         max_length: longest sequence fed to the model.
         length_normalise: divide by the option token count.
+        base_only: ``model`` is a PEFT model being trained; score with its adapters disabled (``disable_adapter()``),
+            i.e. with the frozen pretrained weights it shares, so the reader costs no second copy in memory.
 
     Example:
     ```python
@@ -240,8 +245,12 @@ class HFOptionScorer:
     """
 
     def __init__(
-        self, model: Any, tokenizer: Any, batch_size: int = 16, max_length: int = 1024, length_normalise: bool = True
+        self, model: Any, tokenizer: Any, batch_size: int = 16, max_length: int = 1024, length_normalise: bool = True,
+        base_only: bool = False,
     ) -> None:
+        if base_only and not hasattr(model, "disable_adapter"):
+            raise ValueError("base_only needs a PEFT model (one with disable_adapter())")
+        self.base_only = base_only
         if batch_size < 1 or max_length < 2:
             raise ValueError(f"batch_size must be >= 1 and max_length >= 2, got {batch_size}, {max_length}")
         self.model = model
@@ -295,8 +304,9 @@ class HFOptionScorer:
         device = next(self.model.parameters()).device
         was_training = self.model.training
         self.model.eval()
+        base = self.model.disable_adapter() if self.base_only else contextlib.nullcontext()
         try:
-            with torch.no_grad():
+            with torch.no_grad(), base:
                 for start in range(0, len(order), self.batch_size):
                     idx = order[start : start + self.batch_size]
                     sums[idx] = self._batch([pairs[p] for p in idx], device)

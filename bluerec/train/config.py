@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
 from bluerec.config import StrictModel
 from bluerec.embed import EmbedderConfig
+from bluerec.profiler.config import LoraSettings, ProfilerConfig
 from bluerec.profiler.prompts import PromptConfig
 from bluerec.rewards import InfoNCERewardConfig, LengthPenaltyConfig, MultipleChoiceRewardConfig
 
 RewardName = Literal["infonce", "multiple_choice", "length_penalty"]
+_LEGACY_PROFILER_KEYS = ("dtype", "device", "trust_remote_code", "lora")
 
 
 class RLDataConfig(StrictModel):
@@ -46,23 +48,34 @@ class RLDataConfig(StrictModel):
     seed: int = Field(0, ge=0)
 
 
+SAME_AS_PROFILER = "same_as_profiler"
+
+
 class ReaderConfig(StrictModel):
     """The frozen reader LM of the multiple-choice reward.
 
     Parameters:
-        model: HF id or local folder of a causal LM; ``"profiler"`` uses a frozen copy of the starting profiler
-            (cheap, for smoke tests); ``None`` is only allowed while ``multiple_choice`` is not enabled. Default
-            ``None``.
-        dtype: ``"auto"`` (bfloat16 on a capable GPU, else float32), ``"float32"`` or ``"bfloat16"``. Default
-            ``"auto"``.
+        model: ``"same_as_profiler"`` — the profiler's own frozen pretrained weights: with LoRA training the very
+            model being trained with its adapters disabled while it reads (no second copy in memory); with full
+            fine-tuning a frozen copy of the starting profiler is loaded once. ``"profiler"`` always loads that
+            frozen copy. Otherwise a known model name, a hub id or a local folder of a causal LM. ``None`` is
+            only allowed while ``multiple_choice`` is not enabled. Default ``"same_as_profiler"``.
+        dtype: ``"auto"`` (bfloat16 on a capable GPU, else float32), ``"float32"`` or ``"bfloat16"`` (a loaded
+            reader only; the shared one has the profiler's dtype). Default ``"auto"``.
         batch_size: (context, option) pairs per forward pass. Default ``16``.
         max_length: longest reader input in tokens (context is cut from the left). Default ``1024``.
+
+    ``reader: same_as_profiler`` (a bare string) is shorthand for ``reader: {model: same_as_profiler}``.
     """
 
-    model: str | None = None
+    model: str | None = SAME_AS_PROFILER
     dtype: Literal["auto", "float32", "bfloat16"] = "auto"
     batch_size: int = Field(16, ge=1)
     max_length: int = Field(1024, ge=16)
+
+    @property
+    def shares_profiler(self) -> bool:
+        return self.model == SAME_AS_PROFILER
 
 
 class RewardWeights(StrictModel):
@@ -187,23 +200,6 @@ class GRPOSettings(StrictModel):
         return self
 
 
-class LoraSettings(StrictModel):
-    """LoRA adapters instead of full fine-tuning.
-
-    Parameters:
-        enabled: train LoRA adapters only (the saved ``final/`` model has them merged). Default ``False``.
-        r, alpha, dropout: the adapter rank, scaling and dropout. Defaults ``16``, ``32``, ``0.05``.
-        target_modules: module names to adapt, or ``"all-linear"`` (every linear layer but the output head).
-            Default ``"all-linear"``.
-    """
-
-    enabled: bool = False
-    r: int = Field(16, ge=1)
-    alpha: int = Field(32, ge=1)
-    dropout: float = Field(0.05, ge=0, lt=1)
-    target_modules: list[str] | Literal["all-linear"] = "all-linear"
-
-
 class TrainEvalConfig(StrictModel):
     """Validation during training: greedy profiles of a fixed set of validation users, ranked against the full
     catalogue with the user's full history excluded (the target itself is never excluded).
@@ -241,14 +237,14 @@ class BlueTrainConfig(StrictModel):
         max_train_examples: cap on the number of prompts, a seeded sample (``None`` = all selected rows).
 
     Parameters that choose the models:
-        profiler: HF id or local folder of the starting profiler (e.g. a warm-started micro model); any causal LM
-            that ``transformers`` loads, through the same code path as ``HFProfiler.from_pretrained``.
-        dtype: weights of the profiler: ``"float32"``, ``"bfloat16"`` or ``"auto"`` (bfloat16 on a capable GPU).
-            Default ``"float32"``.
-        device: ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda"``. Default ``"auto"``.
+        profiler: :class:`~bluerec.profiler.config.ProfilerConfig` of the starting profiler (model — a known name, a
+            hub id or a folder such as a warm-started micro model —, ``model_init_kwargs``, dtype, device, LoRA),
+            loaded by :func:`~bluerec.profiler.loader.load_profiler`. A bare string is ``{model: <string>}`` with
+            ``dtype: float32``. The earlier top-level keys ``dtype``, ``device``, ``trust_remote_code`` and
+            ``lora`` are still read (into ``profiler``) when ``profiler`` is given as a string.
         bf16: bfloat16 mixed precision; ``None`` = on exactly when training on a GPU that supports it.
-        trust_remote_code: allow model repositories to run their own code. Default ``False``.
-        reader: :class:`ReaderConfig`, the frozen reader LM of the multiple-choice reward.
+        reader: :class:`ReaderConfig`, the frozen reader LM of the multiple-choice reward (default: the profiler's
+            own frozen base weights).
         embedder: :class:`~bluerec.embed.EmbedderConfig` of the frozen retriever (MiniLM by default).
         item_cache_dir: on-disk cache of item embeddings (``None`` = no cache). Default ``.cache/item-embeddings``.
 
@@ -258,7 +254,7 @@ class BlueTrainConfig(StrictModel):
 
     Parameters that control the training:
         grpo: :class:`GRPOSettings` (batch, generation, optimiser, steps, logging, checkpoints).
-        lora: :class:`LoraSettings` (LoRA adapters or full fine-tuning).
+        (LoRA adapters or full fine-tuning: ``profiler.lora``, :class:`~bluerec.profiler.config.LoraSettings`.)
         eval: :class:`TrainEvalConfig` (NDCG@10 of a fixed validation sample every N steps).
         num_threads: ``torch.set_num_threads`` for the run (``None`` = leave as is).
         show_progress: transformers' progress bar and log lines on the console. Default ``True``.
@@ -274,11 +270,8 @@ class BlueTrainConfig(StrictModel):
     data: RLDataConfig = Field(default_factory=RLDataConfig)
     max_train_examples: int | None = Field(None, ge=1)
 
-    profiler: str
-    dtype: Literal["auto", "float32", "bfloat16"] = "float32"
-    device: str = "auto"
+    profiler: ProfilerConfig
     bf16: bool | None = None
-    trust_remote_code: bool = False
     reader: ReaderConfig = Field(default_factory=ReaderConfig)
     embedder: EmbedderConfig = Field(default_factory=EmbedderConfig)
     item_cache_dir: Path | None = Path(".cache/item-embeddings")
@@ -287,7 +280,6 @@ class BlueTrainConfig(StrictModel):
     rewards: RewardsConfig = Field(default_factory=RewardsConfig)
 
     grpo: GRPOSettings = Field(default_factory=GRPOSettings)
-    lora: LoraSettings = Field(default_factory=LoraSettings)
     eval: TrainEvalConfig = Field(default_factory=TrainEvalConfig)
     num_threads: int | None = Field(None, ge=1)
     show_progress: bool = True
@@ -295,14 +287,40 @@ class BlueTrainConfig(StrictModel):
     output_dir: Path
     overwrite: bool = False
 
+    @model_validator(mode="before")
+    @classmethod
+    def _profiler_shorthand(cls, data: Any) -> Any:
+        """``profiler: <string>`` with the earlier top-level ``dtype``/``device``/``trust_remote_code``/``lora``
+        (configs written before ``ProfilerConfig``) becomes one ``profiler`` mapping."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        legacy = {k: data.pop(k) for k in _LEGACY_PROFILER_KEYS if k in data}
+        profiler = data.get("profiler")
+        if isinstance(profiler, str):
+            data["profiler"] = {"model": profiler, "dtype": "float32", **legacy}
+        elif legacy:
+            raise ValueError(f"{sorted(legacy)} belong under 'profiler' when profiler is a mapping "
+                             f"(profiler: {{model: ..., {', '.join(f'{k}: ...' for k in sorted(legacy))}}})")
+        if isinstance(data.get("reader"), str):
+            data["reader"] = {"model": data["reader"]}
+        return data
+
     @model_validator(mode="after")
     def _reader_when_needed(self) -> BlueTrainConfig:
         if "multiple_choice" in self.rewards.enabled and not self.reader.model:
             raise ValueError(
-                "rewards.enabled has 'multiple_choice' but reader.model is not set "
-                "(an HF id, a local folder, or 'profiler' for a frozen copy of the starting profiler)"
+                "rewards.enabled has 'multiple_choice' but reader.model is not set (same_as_profiler, a known "
+                "model name, an HF id, a local folder, or 'profiler' for a frozen copy of the starting profiler)"
             )
+        if self.profiler.backend == "openai":
+            raise ValueError("profiler.backend 'openai' cannot be trained: use hf or micro")
         return self
+
+    @property
+    def lora(self) -> LoraSettings:
+        """The profiler's LoRA settings (``profiler.lora``)."""
+        return self.profiler.lora
 
     def reward_names(self) -> list[str]:
         """The enabled components in a fixed order (``infonce``, ``multiple_choice``, ``length_penalty``)."""

@@ -1,7 +1,7 @@
 """GRPO training of the BLUE profiler with TRL's ``GRPOTrainer``.
 
 :func:`train_blue` loads the starting profiler from a path or hub id (any causal LM, the same code path as
-``HFProfiler.from_pretrained``), embeds the catalogue once with the frozen retriever, builds the enabled rewards as
+``load_profiler``), embeds the catalogue once with the frozen retriever, builds the enabled rewards as
 TRL reward functions, and trains. It validates every ``eval.every_steps`` steps (greedy profiles of a fixed sample of
 validation users, full-catalogue NDCG@10 with the history excluded), appends every log line to ``metrics.jsonl``,
 checkpoints through the HF Trainer, resumes from the newest checkpoint, and saves the final profiler (LoRA merged)
@@ -49,6 +49,7 @@ import torch
 import yaml
 
 from bluerec.io import read_jsonl, write_jsonl_atomic, write_text_atomic
+from bluerec.profiler.prompts import prompt_renderer  # noqa: F401 - re-exported: the one chat fallback
 from bluerec.train.config import BlueTrainConfig
 from bluerec.train.dataset import build_rl_dataset
 
@@ -335,31 +336,6 @@ def _prepare_output_dir(config: BlueTrainConfig, resume: bool) -> Path | None:
     return None
 
 
-def prompt_renderer(tokenizer: Any) -> Callable[[list[dict]], list[dict] | str]:
-    """How a chat becomes the prompt TRL sees: the chat itself; the chat with the system message merged into the
-    user turn (templates that reject a system role); or the plain ``System/User/Profile`` text for tokenizers without
-    a chat template — the same rendering :class:`~bluerec.profiler.backends.hf.HFProfiler` uses at inference."""
-    from bluerec.profiler.prompts import render_prompt
-
-    if not getattr(tokenizer, "chat_template", None):
-        return lambda messages: render_prompt(messages, None)
-    probe = [{"role": "system", "content": "s"}, {"role": "user", "content": "u"}]
-    try:
-        tokenizer.apply_chat_template(probe, tokenize=False, add_generation_prompt=True)
-        return lambda messages: messages
-    except Exception:  # noqa: BLE001 - any template error on the system role means "merge it"
-        pass
-
-    def merge(messages: list[dict]) -> list[dict]:
-        if messages and messages[0].get("role") == "system" and len(messages) > 1:
-            merged = dict(messages[1])
-            merged["content"] = f"{messages[0]['content']}\n\n{messages[1]['content']}"
-            return [merged, *messages[2:]]
-        return messages
-
-    return merge
-
-
 def _item_embeddings(embedder: Any, dataset: PreparedDataset, cache_dir: Path | None) -> np.ndarray:
     from bluerec.embed import Embedder, embed_items
 
@@ -379,13 +355,14 @@ def build_reward_funcs(
     encoder: Any,
     item_emb: np.ndarray,
     dataset: PreparedDataset,
-    reader: tuple[Any, Any] | None = None,
+    reader: tuple[Any, Any] | tuple[Any, Any, bool] | None = None,
 ) -> tuple[list[Any], list[float]]:
     """The enabled rewards as TRL reward functions, and their ``reward_weights`` (same order).
 
     InfoNCE contributes its two directions as two functions (``infonce_profile_to_item``,
     ``infonce_item_to_profile``) weighted ``weights.infonce × weight_<direction>``; a direction with weight 0 is still
-    computed and logged.
+    computed and logged. ``reader`` is ``(model, tokenizer)`` or :func:`load_reader`'s ``(model, tokenizer,
+    base_only)``.
     """
     from bluerec.rewards import InfoNCEReward, LengthPenalty, MultipleChoiceReward
 
@@ -401,10 +378,11 @@ def build_reward_funcs(
         elif name == "multiple_choice":
             if reader is None:
                 raise ValueError("the multiple_choice reward needs a reader model")
-            model, tokenizer = reader
+            model, tokenizer, *rest = reader
             funcs.append(MultipleChoiceReward.from_hf(model, tokenizer, rc.multiple_choice,
                                                       batch_size=config.reader.batch_size,
-                                                      max_length=config.reader.max_length))
+                                                      max_length=config.reader.max_length,
+                                                      base_only=bool(rest and rest[0])))
             weights.append(rc.weights.multiple_choice)
         elif name == "length_penalty":
             funcs.append(LengthPenalty(rc.length_penalty))
@@ -412,25 +390,35 @@ def build_reward_funcs(
     return funcs, weights
 
 
-def _load_reader(config: BlueTrainConfig, device: torch.device) -> tuple[Any, Any]:
-    from bluerec.profiler.backends.hf import HFProfiler
+def load_reader(config: BlueTrainConfig, profiler: Any) -> tuple[Any, Any, bool] | None:
+    """The frozen reader of the multiple-choice reward as ``(model, tokenizer, base_only)``, or ``None`` when the
+    reward is off.
 
-    source = config.profiler if config.reader.model == "profiler" else str(config.reader.model)
-    reader = HFProfiler.from_pretrained(source, dtype=config.reader.dtype, device=device,
-                                        trust_remote_code=config.trust_remote_code)
+    ``reader.model: same_as_profiler`` with LoRA returns the profiler's own ``PeftModel`` and ``base_only=True``:
+    the scorer reads with the adapters disabled, i.e. the frozen pretrained weights, and no second model is
+    loaded. Without LoRA (full fine-tuning changes those weights) it, like ``"profiler"``, loads a frozen copy of
+    the starting profiler once. Anything else is loaded as a model of its own (a known name, hub id or folder).
+    """
+    if "multiple_choice" not in config.rewards.enabled:
+        return None
+    from bluerec.profiler.config import LoraSettings
+    from bluerec.profiler.loader import load_profiler
+
+    rc = config.reader
+    if rc.shares_profiler and hasattr(profiler.model, "disable_adapter"):
+        return profiler.model, profiler.tokenizer, True
+    if rc.shares_profiler or rc.model == "profiler":
+        source = config.profiler.model_copy(update={"lora": LoraSettings(), "dtype": rc.dtype})
+        if rc.shares_profiler:
+            log.info("reader same_as_profiler without LoRA: loading a frozen copy of the starting profiler")
+    else:
+        source = config.profiler.model_copy(update={
+            "backend": "hf", "model": str(rc.model), "model_init_kwargs": {}, "lora_path": None,
+            "lora": LoraSettings(), "dtype": rc.dtype})
+    reader = load_profiler(source, device=str(profiler.device))
     reader.model.requires_grad_(False)
     reader.model.eval()
-    return reader.model, reader.tokenizer
-
-
-def _peft_config(config: BlueTrainConfig) -> Any:
-    if not config.lora.enabled:
-        return None
-    from peft import LoraConfig
-
-    lc = config.lora
-    return LoraConfig(r=lc.r, lora_alpha=lc.alpha, lora_dropout=lc.dropout, target_modules=lc.target_modules,
-                      bias="none", task_type="CAUSAL_LM")
+    return reader.model, reader.tokenizer, False
 
 
 def grpo_args(config: BlueTrainConfig, device: torch.device, reward_weights: list[float]) -> Any:
@@ -544,7 +532,7 @@ def train_blue(
 
     from bluerec.data.dataset import PreparedDataset
     from bluerec.embed import Embedder
-    from bluerec.profiler.backends.hf import HFProfiler, resolve_device
+    from bluerec.profiler.loader import load_profiler
     from bluerec.profiler.prompts import fit_to_budget, history_items_for
 
     threads = torch.get_num_threads()
@@ -566,9 +554,9 @@ def train_blue(
         set_seed(config.grpo.seed)
 
         dataset = PreparedDataset(config.dataset)
-        device = resolve_device(config.device)
-        profiler = HFProfiler.from_pretrained(config.profiler, dtype=config.dtype, device=device,
-                                              trust_remote_code=config.trust_remote_code)
+        # With LoRA the model comes back wrapped in fresh adapters, so the reader can share its frozen base.
+        profiler = load_profiler(config.profiler, trainable=True)
+        device = profiler.device
         model, tokenizer = profiler.model, profiler.tokenizer
         _check_lengths(config, model)
         count_tokens = profiler.count_tokens
@@ -577,7 +565,7 @@ def train_blue(
             embedder = Embedder(config.embedder)
         item_emb = _item_embeddings(embedder, dataset, config.item_cache_dir)
 
-        reader = _load_reader(config, device) if "multiple_choice" in config.rewards.enabled else None
+        reader = load_reader(config, profiler)
         reward_funcs, reward_weights = build_reward_funcs(config, encoder=embedder, item_emb=item_emb,
                                                           dataset=dataset, reader=reader)
         mc = config.rewards.multiple_choice.num_choices if "multiple_choice" in config.rewards.enabled else None
@@ -620,7 +608,7 @@ def train_blue(
             train_dataset=train_ds,
             processing_class=tokenizer,
             callbacks=[*_callbacks(metrics, evaluator, config, progress, evals), *callbacks],
-            peft_config=_peft_config(config),
+            peft_config=None,  # LoRA adapters, if any, were added by load_profiler
         )
         if not config.show_progress:
             trainer.remove_callback(PrinterCallback)

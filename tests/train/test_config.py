@@ -30,7 +30,7 @@ def test_errors_name_the_key():
     with pytest.raises(ConfigError, match=r"divisible by num_generations"):
         parse_config(BlueTrainConfig, {**BASE, "grpo": {"batch_size": 6, "num_generations": 4}})
     with pytest.raises(ConfigError, match=r"reader.model"):
-        parse_config(BlueTrainConfig, {**BASE, "rewards": {"enabled": ["multiple_choice"]}})
+        parse_config(BlueTrainConfig, {**BASE, "reader": {"model": None}, "rewards": {"enabled": ["multiple_choice"]}})
     with pytest.raises(ConfigError, match=r"allowed values.*infonce"):
         parse_config(BlueTrainConfig, {**BASE, "rewards": {"enabled": ["bm25"]}})
     with pytest.raises(ConfigError, match=r"twice"):
@@ -53,3 +53,27 @@ def test_config_yaml_round_trips_and_hides_secrets():
 
     assert _redact({"a": {"api_key": "sk-1", "openai_token": "t", "max_prompt_tokens": 9, "x": 1}}) == {
         "a": {"api_key": "***", "openai_token": "***", "max_prompt_tokens": 9, "x": 1}}
+
+
+def test_profiler_string_and_earlier_top_level_keys_become_one_profiler_config():
+    cfg = parse_config(BlueTrainConfig, {**BASE, "device": "cpu", "dtype": "bfloat16", "lora": {"enabled": True, "r": 4}})
+    p = cfg.profiler
+    assert (p.model, p.device, p.dtype, p.lora.enabled, p.lora.r) == ("runs/micro/sft", "cpu", "bfloat16", True, 4)
+    assert cfg.lora is p.lora
+    assert parse_config(BlueTrainConfig, BASE).profiler.dtype == "float32"  # the earlier default is kept
+    full = parse_config(BlueTrainConfig, {**BASE, "profiler": {
+        "model": "smollm2-135m-instruct", "model_init_kwargs": {"revision": "main"}, "lora": {"enabled": True}}})
+    assert full.profiler.model_init_kwargs == {"revision": "main"} and full.profiler.dtype == "auto"
+    with pytest.raises(ConfigError, match=r"belong under 'profiler'"):
+        parse_config(BlueTrainConfig, {**BASE, "profiler": {"model": "m"}, "device": "cpu"})
+    with pytest.raises(ConfigError, match=r"use the profiler field"):
+        parse_config(BlueTrainConfig, {**BASE, "profiler": {"model": "m", "model_init_kwargs": {"torch_dtype": "x"}}})
+    with pytest.raises(ConfigError, match=r"unknown device"):
+        parse_config(BlueTrainConfig, {**BASE, "profiler": {"model": "m", "device": "gpu"}})
+
+
+def test_reader_defaults_to_the_profiler_and_takes_a_shorthand():
+    cfg = parse_config(BlueTrainConfig, {**BASE, "rewards": {"enabled": ["multiple_choice"]}})
+    assert cfg.reader.model == "same_as_profiler" and cfg.reader.shares_profiler
+    short = parse_config(BlueTrainConfig, {**BASE, "reader": "same_as_profiler"})
+    assert short.reader == cfg.reader

@@ -47,5 +47,5 @@ def test_reward_rises_and_parameters_change(make_config, qwen2_dir, bow, target_
     assert sum(target_word in s.split() for s in samples) >= 4, samples
 
     saved = yaml.safe_load((result.output_dir / "train_config.yaml").read_text())
-    assert saved["grpo"]["max_steps"] == 30 and saved["profiler"] == str(qwen2_dir)
+    assert saved["grpo"]["max_steps"] == 30 and saved["profiler"]["model"] == str(qwen2_dir)
     assert result.global_step == 30 and result.start_step == 0 and result.resumed_from is None

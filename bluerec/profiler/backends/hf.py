@@ -26,6 +26,8 @@ from bluerec.profiler.prompts import render_prompt, token_counter
 log = logging.getLogger(__name__)
 
 STOP_TOKENS = ("<end_of_turn>", "<|im_end|>", "<|eot_id|>", "<|end|>", "<|endoftext|>", "<eos>")
+# ``from_pretrained`` keyword arguments that the tokenizer needs too (same repository, same version).
+_TOKENIZER_KWARGS = ("revision", "subfolder", "cache_dir", "token", "local_files_only")
 _DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
            "float16": torch.float16, "fp16": torch.float16}
 
@@ -97,23 +99,39 @@ class HFProfiler:
         merge_lora: bool = True,
         attn_implementation: str | None = None,
         batch_size: int = 32,
+        model_init_kwargs: dict[str, Any] | None = None,
     ) -> "HFProfiler":
         """Load a model and its tokenizer from a hub id or a ``save_pretrained`` folder.
 
         ``dtype="auto"`` is bfloat16 on a GPU that supports it and float32 otherwise; ``device="auto"``
         is CUDA when available. ``lora_path`` applies a PEFT adapter (merged into the weights unless
-        ``merge_lora=False``, which keeps a trainable ``PeftModel``).
+        ``merge_lora=False``, which keeps a trainable ``PeftModel``). A known model name (``bluerec models list``)
+        resolves to its cached folder, fetched on first use. ``model_init_kwargs`` go to ``from_pretrained``
+        (the tokenizer gets the ones that concern it); with ``gguf_file`` the dequantised model is made a plain
+        one (:func:`bluerec.models.fetch.plain_model`), the same path ``bluerec models fetch`` converts with.
+        Prefer :func:`bluerec.profiler.loader.load_profiler`, which takes a ``ProfilerConfig``.
         """
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
+        from bluerec.models.fetch import load_gguf, resolve_model
+
         dev = resolve_device(device)
         torch_dtype = resolve_dtype(dtype, dev)
-        src = str(model_id_or_path)
-        tokenizer = AutoTokenizer.from_pretrained(src, trust_remote_code=trust_remote_code)
-        kwargs: dict[str, Any] = {"dtype": torch_dtype, "trust_remote_code": trust_remote_code}
+        src = resolve_model(str(model_id_or_path))
+        init = dict(model_init_kwargs or {})
+        kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code}
         if attn_implementation:
             kwargs["attn_implementation"] = attn_implementation
-        model = AutoModelForCausalLM.from_pretrained(src, **kwargs).to(dev)
+        gguf_file = init.pop("gguf_file", None)
+        if gguf_file:
+            model, tokenizer = load_gguf(src, gguf_file, dtype=torch_dtype, **kwargs, **init)
+        else:
+            tok_kwargs = {k: v for k, v in init.items() if k in _TOKENIZER_KWARGS}
+            tokenizer = AutoTokenizer.from_pretrained(src, trust_remote_code=trust_remote_code, **tok_kwargs)
+            model = AutoModelForCausalLM.from_pretrained(src, dtype=torch_dtype, **kwargs, **init)
+        # A model placed by a device_map or quantised on load stays where from_pretrained put it.
+        if getattr(model, "hf_device_map", None) is None and not getattr(model, "is_quantized", False):
+            model = model.to(dev)
         if lora_path is not None:
             from peft import PeftModel
 
