@@ -193,6 +193,10 @@ class EvaluationRun:
             metrics = self.evaluate_queries(method, self.queries(method))
             first = next(iter(metrics.values()))
             self.say(f"{method}: ndcg@10={first.get('ndcg@10', float('nan')):.4f} ({time.perf_counter() - start:.1f}s)")
+            for protocol, result in self.results[method].items():
+                if result.search is not None and "recall@10" in result.search:
+                    self.say(f"  {protocol}: approximate search {result.search['index']}, recall@10 against exact "
+                             f"search {result.search['recall@10']:.4f} ({result.search['recall_queries']} queries)")
         summary = self.summary()
         if out_dir is not None:
             self.save(out_dir)
@@ -257,6 +261,9 @@ class EvaluationRun:
             "interval_settings": {"method": "paired bootstrap, percentile", "n_resamples": cfg.n_resamples,
                                   "confidence": cfg.confidence, "seed": self.config.seed, "metrics": cfg.metrics},
             "intervals": self.intervals(),
+            # approximate (ANN) searches only: index settings and recall@10 against exact search
+            "search": {m: {p: r.search for p, r in by_p.items() if r.search is not None}
+                       for m, by_p in self.results.items() if any(r.search is not None for r in by_p.values())},
         }
 
     def save(self, out_dir: str | Path) -> Path:

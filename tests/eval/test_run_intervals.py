@@ -117,3 +117,17 @@ def test_named_references(dataset: Path, tmp_path: Path, minilm: Embedder) -> No
 def test_markdown_without_intervals_keeps_old_summaries_readable() -> None:
     old = {"results": {"last_item": {"full": {"ndcg@10": 0.1}}}, "n_users": 3}
     assert intervals_markdown(old) == ""
+
+
+def test_approximate_search_is_reported(dataset: Path, tmp_path: Path, minilm: Embedder) -> None:
+    full = EvalConfig(protocol="full", ann_threshold=10, ann_nprobe=4, ann_recall_queries=25)
+    cfg = _config(dataset, tmp_path, methods=["popularity", "last_item", "template"], protocols=[full])
+    messages: list[str] = []
+    summary = EvaluationRun(cfg, embedder=minilm, say=messages.append).run_all(tmp_path / "ann")
+    assert set(summary["search"]) == {"last_item", "template"}  # the 1-d popularity ranking stays exact
+    info = summary["search"]["template"]["full"]
+    assert info["index"] == "ivf" and info["recall_queries"] == 25 and 0.0 <= info["recall@10"] <= 1.0
+    assert any("recall@10 against exact search" in m for m in messages)
+    assert "mrr" not in summary["results"]["template"]["full"] and "mrr" in summary["results"]["popularity"]["full"]
+    assert "ndcg@10" in summary["intervals"]["template"]["full"]["last_item"]
+    assert "| template |" in (tmp_path / "ann" / "summary.md").read_text()
