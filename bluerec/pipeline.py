@@ -135,7 +135,8 @@ def generate_profile_file(profiler: str | Path | ProfilerConfig, dataset: Any, s
 
 
 def profiles_for_run(profiler: Path, dataset_dir: Path, split: str, out_path: Path,
-                     max_users: int | None = None, max_new_tokens: int = 64, device: str | None = None) -> Path:
+                     max_users: int | None = None, max_new_tokens: int = 64, device: str | None = None,
+                     user_ids: Any = None) -> Path:
     """Profiles for ``bluerec evaluate --profiler``: the prompt settings come from the run's ``train_config.yaml``
     (beside ``final/``) when there is one, so evaluation prompts match training prompts."""
     import yaml
@@ -148,7 +149,8 @@ def profiles_for_run(profiler: Path, dataset_dir: Path, split: str, out_path: Pa
             prompt = PromptConfig.model_validate((yaml.safe_load(candidate.read_text()) or {}).get("prompt", {}))
             break
     return generate_profile_file(profiler, PreparedDataset(dataset_dir), split, out_path, prompt,
-                                 max_new_tokens=max_new_tokens, max_users=max_users, device=device)
+                                 max_new_tokens=max_new_tokens, max_users=max_users, device=device,
+                                 user_ids=user_ids)
 
 
 def run_quickstart(config: QuickstartConfig, out: Path, say: Say) -> dict[str, Any]:

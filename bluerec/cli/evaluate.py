@@ -19,15 +19,17 @@ def evaluate(
     protocol: Optional[list[str]] = typer.Option(None, "--protocol", help="full (whole catalogue) and/or sampled (target + 99 seeded uniform negatives). Default: both."),
     split: str = typer.Option("test", help="Which split to evaluate: test, or valid (use valid for every choice you tune)."),
     history_items: int = typer.Option(20, help="N most recent history items for history text, mean embedding and template."),
-    max_users: Optional[int] = typer.Option(None, help="Evaluate a seeded random sample of users (quick looks; benchmarks use all)."),
+    max_users: Optional[int] = typer.Option(None, help="Evaluate a seeded random sample of N users; every method (baselines too) gets the same users, and --profiler profiles only them."),
+    reference: Optional[list[str]] = typer.Option(None, "--reference", "-r", help="Reference method for the paired bootstrap intervals (repeatable). Default: last_item, history_text, template and a profile method named zeroshot, when present."),
+    resamples: Optional[int] = typer.Option(None, "--resamples", help="Bootstrap resamples of the users for the intervals (default 10000; 0 = no intervals)."),
     config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML EvaluateConfig; options given here override it."),
-    seed: int = typer.Option(0, help="Seed for user sampling and sampled negatives."),
+    seed: Optional[int] = typer.Option(None, help="Seed for user sampling, bootstrap resamples and sampled negatives (default 0)."),
     cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Embedding cache folder (items and query texts) (default .cache/embeddings)."),
 ) -> None:
     """Rank every item for each user's held-out next item and report NDCG@K, Recall@K and MRR."""
     from bluerec.config import load_config, parse_config
     from bluerec.eval.evaluator import EvalConfig, print_summary
-    from bluerec.eval.run import EvaluateConfig, EvaluationRun
+    from bluerec.eval.run import EvaluateConfig, EvaluationRun, print_intervals, select_examples
 
     with friendly_errors():
         data: dict[str, Any] = {}
@@ -39,22 +41,39 @@ def evaluate(
             data["methods"] = method
         if profiles:
             data["profiles"] = dict(_name_path(p) for p in profiles)
+        if profiler is not None:  # its file is written below; named now so --reference profiler validates
+            data["profiles"] = {**(data.get("profiles") or {}), "profiler": out / "profiler_profiles.jsonl"}
         if protocol:
-            data["protocols"] = [EvalConfig(protocol=p, seed=seed) for p in protocol]  # type: ignore[arg-type]
+            data["protocols"] = [EvalConfig(protocol=p, seed=seed or 0) for p in protocol]  # type: ignore[arg-type]
         if cache_dir is not None:
             data["cache_dir"] = cache_dir
-        data.update(split=split, history_items=history_items, max_users=max_users, seed=seed)
+        data.update(split=split, history_items=history_items)
+        # Given options override the YAML; absent ones leave it alone.
+        if max_users is not None:
+            data["max_users"] = max_users
+        if seed is not None:
+            data["seed"] = seed
+        if reference or resamples is not None:
+            data["intervals"] = dict(data.get("intervals") or {})
+            if reference:
+                data["intervals"]["references"] = reference
+            if resamples is not None:
+                data["intervals"]["n_resamples"] = resamples
         cfg = parse_config(EvaluateConfig, data, str(config or "command line"))
         if profiler is not None:
+            from bluerec.data.dataset import PreparedDataset
             from bluerec.pipeline import profiles_for_run
 
-            # Every user of the split is profiled (resumable), so any --max-users sample finds its profiles.
-            cfg.profiles["profiler"] = profiles_for_run(profiler, cfg.dataset, cfg.split, out / "profiler_profiles.jsonl")
+            # Only the evaluated users are profiled (resumable: a later, larger sample adds the missing ones).
+            users = [ex.user_id for ex in select_examples(PreparedDataset(cfg.dataset), cfg.split, cfg.max_users, cfg.seed)]
+            cfg.profiles["profiler"] = profiles_for_run(profiler, cfg.dataset, cfg.split, out / "profiler_profiles.jsonl",
+                                                        user_ids=users)
         run = EvaluationRun(cfg, say=say)
         summary = run.run_all(out)
     by_protocol = {f"{m} ({p})": metrics for m, r in summary["results"].items() for p, metrics in r.items()}
     print_summary({k: {n: v for n, v in m.items() if n in ("ndcg@10", "recall@10", "mrr")} for k, m in by_protocol.items()},
                   title=f"{summary['split']} users: {summary['n_users']:,}, items: {summary['n_items']:,}", console=console)
+    print_intervals(summary, console=console)
     say(f"results in {out}")
 
 

@@ -1,6 +1,6 @@
 """Offline retrieval evaluation: metrics over target ranks, exact top-K back-ends and the evaluator.
 
-``metrics`` and ``retrieval`` are imported eagerly (numpy/torch only); the evaluator subclasses
+``metrics``, ``retrieval``, ``ann`` (FAISS imported on first index) and ``bootstrap`` are imported eagerly (numpy/torch only); the evaluator subclasses
 sentence-transformers' ``BaseEvaluator`` and is imported on first use, so ``import bluerec.eval``
 stays cheap.
 """
@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from bluerec.eval.ann import AnnRetriever, recall_at_k
+from bluerec.eval.bootstrap import PairedInterval, bootstrap_mean_intervals, paired_bootstrap
 from bluerec.eval.metrics import METRICS_AT_K, hit_rate_at_k, mrr, mrr_at_k, ndcg_at_k, recall_at_k, summarize
 from bluerec.eval.retrieval import (
     FaissRetriever,
@@ -18,6 +20,7 @@ from bluerec.eval.retrieval import (
     full_ranks,
     sample_negatives,
     sampled_ranks,
+    topk_ranks,
 )
 
 if TYPE_CHECKING:
@@ -36,6 +39,12 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "METRICS_AT_K",
+    "AnnRetriever",
+    "PairedInterval",
+    "bootstrap_mean_intervals",
+    "paired_bootstrap",
+    "recall_at_k",
+    "topk_ranks",
     "EvalConfig",
     "EvalResult",
     "FaissRetriever",

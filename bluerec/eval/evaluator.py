@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,6 +47,17 @@ class EvalConfig(StrictModel):
             of candidates scored strictly higher), ``"pessimistic"`` (after all its ties) or ``"average"``
             (expected rank under random tie-breaking). Matters for all-zero or low-dimensional queries.
 
+    Approximate search (full protocol only; exact search below the threshold):
+        ann_threshold: catalogues with at least this many items are searched with a FAISS ANN index
+            (default 1,000,000; None = always exact). Ranks are then exact below ``max(ks, top_n)`` and a
+            floor beyond it, so ``ndcg@k`` / ``recall@k`` / ``mrr@k`` are approximate only through the
+            index's recall, ties are not counted, and the full ``mrr`` is left out.
+        ann_index: ``"ivf"`` (default; ``IndexIVFFlat``) or ``"hnsw"`` (``IndexHNSWFlat``), inner product.
+        ann_nlist: IVF cells (default ``4 * sqrt(n_items)``); ann_nprobe: cells visited per query (default 64).
+        ann_hnsw_m / ann_ef_search: HNSW degree (32) and search beam (128).
+        ann_recall_queries: queries (seeded sample) whose ANN top-10 is compared with exact top-10; the
+            recall@10 is logged and kept in ``EvalResult.search`` (default 1000; 0 = not measured).
+
     Parameters that control the output:
         ks: cut-offs for ``ndcg@k``, ``recall@k`` and ``mrr@k`` (default [10, 20]); the first one gives the
             primary metric ``ndcg@{ks[0]}``.
@@ -62,6 +74,13 @@ class EvalConfig(StrictModel):
     ties: TiePolicy = "optimistic"
     batch_size: int = Field(1024, ge=1)
     top_n: int = Field(10, ge=0)
+    ann_threshold: int | None = Field(1_000_000, ge=1)
+    ann_index: Literal["ivf", "hnsw"] = "ivf"
+    ann_nlist: int | None = Field(None, ge=1)
+    ann_nprobe: int = Field(64, ge=1)
+    ann_hnsw_m: int = Field(32, ge=2)
+    ann_ef_search: int = Field(128, ge=1)
+    ann_recall_queries: int = Field(1000, ge=0)
 
     @field_validator("ks")
     @classmethod
@@ -79,6 +98,8 @@ class EvalResult:
 
     ``ranks`` are the ranks the metrics were computed from (after the tie policy; float only for
     ``"average"``); ``ties`` is the number of other candidates with exactly the target's score.
+    ``search`` is None for exact search; for approximate search it holds the index settings, the rank
+    cut-off (ranks equal to it mean "not in the top list") and the measured ``recall@10`` against exact search.
     """
 
     metrics: dict[str, float]
@@ -91,6 +112,7 @@ class EvalResult:
     top_ids: list[list[Any]]
     top_scores: np.ndarray
     ks: list[int] = field(default_factory=lambda: [10, 20])
+    search: dict[str, Any] | None = None
 
     def __len__(self) -> int:
         return len(self.user_ids)
@@ -98,6 +120,8 @@ class EvalResult:
     def per_user(self, metric: str) -> np.ndarray:
         """One metric per user, e.g. ``per_user("ndcg@10")`` (usable as a reward) or ``per_user("mrr")``."""
         if metric == "mrr":
+            if self.search is not None:
+                raise ValueError("the full mrr is not available with approximate search; use mrr@k")
             return 1.0 / (self.ranks + 1.0)
         name, _, k = metric.partition("@")
         if name not in METRICS_AT_K or not k.isdigit():
@@ -225,6 +249,7 @@ class RetrievalEvaluator(BaseEvaluator):
         self.name = name
         self.primary_metric = f"ndcg@{self.config.ks[0]}"
         self._negatives: np.ndarray | None = None
+        self._ann: tuple[np.ndarray, Any] | None = None  # (item matrix, its AnnRetriever)
         self.last_result: EvalResult | None = None
 
     # ------------------------------------------------------------------ protocol
@@ -243,6 +268,48 @@ class RetrievalEvaluator(BaseEvaluator):
                 popularity=self.item_popularity if cfg.negative_sampling == "popularity" else None,
             )
         return self._negatives
+
+    def uses_ann(self, items: np.ndarray) -> bool:
+        """True when ``items`` is searched approximately (full protocol, catalogue at the threshold or above;
+        1-d matrices such as the popularity baseline's stay exact)."""
+        cfg = self.config
+        return (cfg.protocol == "full" and cfg.ann_threshold is not None and items.shape[0] >= cfg.ann_threshold
+                and items.shape[1] > 1)
+
+    def ann_retriever(self, items: np.ndarray) -> Any:
+        """The ANN index over ``items``, built on first use and reused while the item matrix is the same."""
+        if self._ann is None or self._ann[0] is not items:
+            from bluerec.eval.ann import AnnRetriever
+
+            cfg = self.config
+            retriever = AnnRetriever(items, cfg.ann_index, nlist=cfg.ann_nlist, nprobe=cfg.ann_nprobe,
+                                     hnsw_m=cfg.ann_hnsw_m, ef_search=cfg.ann_ef_search, seed=cfg.seed)
+            logger.info("built %s over %d items in %.1fs", retriever.settings(), items.shape[0], retriever.build_s)
+            self._ann = (items, retriever)
+        return self._ann[1]
+
+    def _ann_ranks(self, queries: np.ndarray, items: np.ndarray) -> tuple[RankResult, dict[str, Any]]:
+        from bluerec.eval.ann import recall_at_k, sample_queries
+        from bluerec.eval.retrieval import TorchRetriever, topk_ranks
+
+        cfg = self.config
+        cutoff = max(max(cfg.ks), 10)
+        retriever = self.ann_retriever(items)
+        exclude = self.exclude if cfg.exclude_history else None
+        start = time.perf_counter()
+        result, top = topk_ranks(retriever, queries, items, self.targets, exclude, k=cutoff, top_n=max(cfg.top_n, 0))
+        info: dict[str, Any] = {**retriever.settings(), "rank_cutoff": cutoff, "build_s": round(retriever.build_s, 2),
+                                "search_s": round(time.perf_counter() - start, 2)}
+        if cfg.ann_recall_queries > 0 and len(queries):
+            rows = sample_queries(len(queries), cfg.ann_recall_queries, cfg.seed)
+            keep = self.targets[rows]
+            sub = None if exclude is None else [np.setdiff1d(exclude[i], keep[j:j + 1]) for j, i in enumerate(rows)]
+            exact = TorchRetriever(items, batch_size=cfg.batch_size).search(queries[rows], 10, sub)
+            info["recall@10"] = recall_at_k(top.indices[rows, :10], exact.indices, 10)
+            info["recall_queries"] = int(len(rows))
+            logger.info("ANN %s: recall@10 against exact search %.4f on %d queries",
+                        retriever.settings(), info["recall@10"], len(rows))
+        return result, info
 
     def _ranks(self, queries: np.ndarray, items: np.ndarray) -> RankResult:
         cfg = self.config
@@ -273,7 +340,11 @@ class RetrievalEvaluator(BaseEvaluator):
                 zero, len(queries), self.config.ties,
             )
 
-        result = self._ranks(queries, items)
+        search: dict[str, Any] | None = None
+        if self.uses_ann(items):
+            result, search = self._ann_ranks(queries, items)
+        else:
+            result = self._ranks(queries, items)
         tied = int((result.ties > 0).sum())
         if tied:
             logger.log(
@@ -287,8 +358,11 @@ class RetrievalEvaluator(BaseEvaluator):
         ]
         targets = [ids[t] for t in self.targets] if ids is not None else self.targets.tolist()
         ranks = tie_adjusted_ranks(result.ranks, result.ties, self.config.ties)
+        metrics = summarize(ranks, self.config.ks)
+        if search is not None:
+            del metrics["mrr"]  # ranks beyond the cut-off are floors: the full MRR would be a bound, not a value
         return EvalResult(
-            metrics=summarize(ranks, self.config.ks),
+            metrics=metrics,
             user_ids=self.user_ids,
             target_ids=targets,
             ranks=ranks if self.config.ties == "average" else ranks.astype(np.int64),
@@ -298,6 +372,7 @@ class RetrievalEvaluator(BaseEvaluator):
             top_ids=top_ids,
             top_scores=result.top_scores,
             ks=list(self.config.ks),
+            search=search,
         )
 
     # ------------------------------------------------------------------ sentence-transformers protocol

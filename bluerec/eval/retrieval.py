@@ -14,17 +14,28 @@ Target ranks (see :mod:`bluerec.eval.metrics` for the rank definition and tie ha
   uniformly or by popularity from the items outside the user's history, never the target.
 
 Results that have fewer than ``k`` allowed items are padded with index ``-1`` and score ``-inf``.
+
+For catalogues too large to score exhaustively, :mod:`bluerec.eval.ann` adds FAISS IVF / HNSW back-ends
+with the same ``search`` interface, and :func:`topk_ranks` turns any top-K back-end into target ranks
+(exact for ranks below K).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+
+from typing import Protocol
 
 import numpy as np
 import torch
 
 ExcludeLists = Sequence[Sequence[int] | np.ndarray]
+IndexSearch = Callable[[np.ndarray, int], tuple[np.ndarray, np.ndarray]]
+
+# Upper bound of one batch's (queries x items) float32 score matrix in the torch back-end: the batch of
+# queries shrinks for large catalogues, so memory stays bounded whatever the number of users.
+MAX_SCORE_BYTES = 256 << 20
 
 
 # ---------------------------------------------------------------------------------------------- helpers
@@ -145,6 +156,8 @@ class TorchRetriever:
         items: ``(n_items, dim)`` item embeddings.
         batch_size: queries scored per matmul; one batch holds ``batch_size × n_items`` float32 scores.
         device: torch device for the matmul (``"cpu"`` default).
+        max_score_bytes: cap on one batch's score matrix; the batch shrinks to fit it (e.g. 64 queries
+            for a million items at the default 256 MiB), which bounds peak memory.
 
     Example:
         ::
@@ -158,10 +171,11 @@ class TorchRetriever:
             print(top.indices)  # [[1 2]]  (item 0 is excluded)
     """
 
-    def __init__(self, items: np.ndarray | torch.Tensor, batch_size: int = 1024, device: str = "cpu") -> None:
+    def __init__(self, items: np.ndarray | torch.Tensor, batch_size: int = 1024, device: str = "cpu",
+                 max_score_bytes: int = MAX_SCORE_BYTES) -> None:
         self.items_np = _as_matrix(items, "items")
         self.items = torch.from_numpy(self.items_np).to(device)
-        self.batch_size = int(batch_size)
+        self.batch_size = max(1, min(int(batch_size), int(max_score_bytes) // (4 * max(1, self.items_np.shape[0]))))
         self.device = device
 
     @property
@@ -269,29 +283,84 @@ class FaissRetriever:
     def search(self, queries: np.ndarray | torch.Tensor, k: int, exclude: ExcludeLists | None = None) -> TopK:
         """The ``k`` highest-scoring items per query, skipping each query's excluded items."""
         queries = _as_matrix(queries, "queries")
-        n = queries.shape[0]
-        csr = _build_csr(exclude, n, self.n_items)
-        out_s = np.full((n, k), -np.inf, dtype=np.float32)
-        out_i = np.full((n, k), -1, dtype=np.int64)
-        for start in range(0, n, self.batch_size):
-            stop = min(start + self.batch_size, n)
-            m = int(csr.counts[start:stop].max(initial=0))
-            fetch = min(k + m, self.n_items)
-            scores, indices = self.index.search(queries[start:stop], fetch)
-            indices = indices.astype(np.int64)
-            bad = indices < 0
-            if m:
-                rows, cols = csr.rows(start, stop)
-                excluded = np.sort(rows * self.n_items + cols)
-                keys = np.arange(stop - start, dtype=np.int64)[:, None] * self.n_items + indices
-                bad |= np.isin(keys, excluded, assume_unique=False)
-            # Keep the first k allowed neighbours of each row, in faiss' (descending) order.
-            order = np.argsort(bad, axis=1, kind="stable")[:, :k]
-            width = order.shape[1]
-            picked_bad = np.take_along_axis(bad, order, axis=1)
-            out_i[start:stop, :width] = np.where(picked_bad, -1, np.take_along_axis(indices, order, axis=1))
-            out_s[start:stop, :width] = np.where(picked_bad, -np.inf, np.take_along_axis(scores, order, axis=1))
-        return TopK(scores=out_s, indices=out_i)
+        csr = _build_csr(exclude, queries.shape[0], self.n_items)
+        return search_excluding(self.index.search, queries, k, csr, self.n_items, self.batch_size)
+
+
+def search_excluding(
+    index_search: IndexSearch, queries: np.ndarray, k: int, csr: _CSR, n_items: int, batch_size: int
+) -> TopK:
+    """Top-``k`` per query from a FAISS-style ``index_search(queries, n) -> (scores, ids)``, without each
+    query's excluded items: over-fetch ``k + m`` (``m`` = the batch's longest exclusion list), drop the
+    excluded ids and keep the first ``k`` in the index's order. Exact when the index is exact; missing
+    results (``-1`` from an approximate index) are dropped the same way.
+    """
+    n = queries.shape[0]
+    out_s = np.full((n, k), -np.inf, dtype=np.float32)
+    out_i = np.full((n, k), -1, dtype=np.int64)
+    for start in range(0, n, batch_size):
+        stop = min(start + batch_size, n)
+        m = int(csr.counts[start:stop].max(initial=0))
+        fetch = min(k + m, n_items)
+        scores, indices = index_search(queries[start:stop], fetch)
+        indices = indices.astype(np.int64)
+        bad = indices < 0
+        if m:
+            rows, cols = csr.rows(start, stop)
+            excluded = np.sort(rows * n_items + cols)
+            keys = np.arange(stop - start, dtype=np.int64)[:, None] * n_items + indices
+            bad |= np.isin(keys, excluded, assume_unique=False)
+        # Keep the first k allowed neighbours of each row, in the index's (descending) order.
+        order = np.argsort(bad, axis=1, kind="stable")[:, :k]
+        width = order.shape[1]
+        picked_bad = np.take_along_axis(bad, order, axis=1)
+        out_i[start:stop, :width] = np.where(picked_bad, -1, np.take_along_axis(indices, order, axis=1))
+        out_s[start:stop, :width] = np.where(picked_bad, -np.inf, np.take_along_axis(scores, order, axis=1))
+    return TopK(scores=out_s, indices=out_i)
+
+
+class TopKSearcher(Protocol):
+    """Anything with ``search(queries, k, exclude) -> TopK`` and ``n_items`` (the FAISS and ANN back-ends)."""
+
+    @property
+    def n_items(self) -> int: ...
+
+    def search(self, queries: np.ndarray, k: int, exclude: ExcludeLists | None = None) -> TopK: ...
+
+
+def topk_ranks(
+    searcher: TopKSearcher,
+    queries: np.ndarray | torch.Tensor,
+    items: np.ndarray | torch.Tensor,
+    targets: np.ndarray | Sequence[int],
+    exclude: ExcludeLists | None = None,
+    *,
+    k: int = 20,
+    top_n: int = 10,
+) -> tuple[RankResult, TopK]:
+    """Target ranks from a top-``k`` search: the target's position in the query's top ``k`` (history
+    excluded, target kept), or ``k`` when it is not among them, i.e. exact for ranks below ``k`` (metrics at
+    cut-offs up to ``k``), a floor beyond. ``ties`` are 0 (a top-K list has no tie count). Returns the rank
+    result and the ``k``-wide top list (for recall against exact search).
+    """
+    queries = _as_matrix(queries, "queries")
+    item_mat = _as_matrix(items, "items")
+    n = queries.shape[0]
+    t = _check_targets(targets, n, searcher.n_items)
+    csr = _build_csr(exclude, n, searcher.n_items, keep=t)
+    lists = None if exclude is None else [csr.cols[csr.offsets[i]:csr.offsets[i + 1]] for i in range(n)]
+    top = searcher.search(queries, max(k, top_n), lists)
+    hit = top.indices[:, :k] == t[:, None]
+    ranks = np.where(hit.any(axis=1), hit.argmax(axis=1), k).astype(np.int64)
+    target_scores = np.einsum("ij,ij->i", queries, item_mat[t]).astype(np.float32)
+    return RankResult(
+        ranks=ranks,
+        ties=np.zeros(n, dtype=np.int64),
+        target_scores=target_scores,
+        n_candidates=(searcher.n_items - csr.counts).astype(np.int64),
+        top_indices=top.indices[:, :top_n].copy(),
+        top_scores=top.scores[:, :top_n].copy(),
+    ), top
 
 
 # ---------------------------------------------------------------------------------------------- protocols
@@ -307,6 +376,7 @@ def full_ranks(
     top_n: int = 10,
     batch_size: int = 1024,
     device: str = "cpu",
+    max_score_bytes: int = MAX_SCORE_BYTES,
 ) -> RankResult:
     """Target ranks under the full-catalogue protocol.
 
@@ -318,7 +388,7 @@ def full_ranks(
             never removed, even when it occurs in the list.
         exclude_history: False ranks against every item and ignores ``exclude``.
         top_n: also return the ``top_n`` best allowed items per query.
-        batch_size: queries per matmul.
+        batch_size: queries per matmul (fewer when ``batch × n_items`` scores exceed ``max_score_bytes``).
 
     Example:
         ::
@@ -331,7 +401,7 @@ def full_ranks(
             queries = items[:5] + 0.1 * rng.standard_normal((5, 32)).astype(np.float32)
             print(full_ranks(queries, items, targets=[0, 1, 2, 3, 4]).ranks)  # [0 0 0 0 0]
     """
-    retriever = TorchRetriever(items, batch_size=batch_size, device=device)
+    retriever = TorchRetriever(items, batch_size=batch_size, device=device, max_score_bytes=max_score_bytes)
     return retriever.rank_targets(queries, targets, exclude if exclude_history else None, top_n=top_n)
 
 

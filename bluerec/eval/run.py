@@ -10,21 +10,29 @@ Example:
 
         from bluerec.eval.run import EvaluateConfig, EvaluationRun
 
-        run = EvaluationRun(EvaluateConfig(dataset="runs/quickstart/data", max_users=500))
+        run = EvaluationRun(EvaluateConfig(dataset="runs/quickstart/data", max_users=500, seed=0))
         summary = run.run_all("runs/quickstart/eval")
         print(summary["results"]["last_item"]["full"]["ndcg@10"])
+        # paired bootstrap 95% interval of template − last_item on the same 500 users
+        print(summary["intervals"]["template"]["full"]["last_item"]["ndcg@10"])  # {'diff': ..., 'lo': ..., 'hi': ...}
+
+With ``max_users`` every method, baselines included, is scored on the same seeded sample of users, and
+``summary["intervals"]`` holds, for every method, the paired bootstrap interval of its per-user difference to
+each reference method (:class:`IntervalConfig`; default references: ``last_item``, ``history_text``,
+``template`` and a zero-shot profile method named ``zeroshot`` when the run has one).
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import Field
+from pydantic import Field, field_validator, model_validator
 
 from bluerec.config import StrictModel
 from bluerec.data.dataset import Example, PreparedDataset
@@ -32,6 +40,7 @@ from bluerec.data.errors import DataError
 from bluerec.data.transitions import TransitionConfig
 from bluerec.embed import Embedder, EmbedderConfig, embed_items
 from bluerec.eval.baselines import BASELINES, Queries, baseline_queries, text_queries
+from bluerec.eval.bootstrap import bootstrap_mean_intervals
 from bluerec.eval.evaluator import EvalConfig, EvalResult, RetrievalEvaluator, save_user_results
 from bluerec.io import read_jsonl, write_json_atomic, write_jsonl_atomic, write_text_atomic
 
@@ -39,6 +48,37 @@ logger = logging.getLogger(__name__)
 
 BaselineMethod = Literal["popularity", "history_text", "mean_embedding", "last_item", "template", "successor_text",
                          "successor_mean"]
+
+# Names a zero-shot profile method may be given (``--profiles zeroshot=...``) to be a default reference.
+ZERO_SHOT_NAMES: tuple[str, ...] = ("zeroshot", "zero_shot", "zero-shot")
+DEFAULT_REFERENCES: tuple[str, ...] = ("last_item", "history_text", "template", *ZERO_SHOT_NAMES)
+_METRIC = re.compile(r"^(mrr|(ndcg|recall|mrr)@[1-9][0-9]*)$")
+
+
+class IntervalConfig(StrictModel):
+    """Paired bootstrap intervals of every method's difference to reference methods (same users).
+
+    Parameters:
+        references: methods every other method is compared with. None (default): ``last_item``,
+            ``history_text``, ``template`` and a zero-shot profile method (named ``zeroshot``, ``zero_shot`` or
+            ``zero-shot``), each when the run has it. Named references must be methods of the run.
+        metrics: per-user metrics compared (default ``ndcg@10`` and ``recall@10``).
+        n_resamples: bootstrap resamples of the users (default 10,000); 0 turns the intervals off.
+        confidence: interval level (default 0.95). The resamples are seeded by ``EvaluateConfig.seed``.
+    """
+
+    references: list[str] | None = None
+    metrics: list[str] = Field(default_factory=lambda: ["ndcg@10", "recall@10"])
+    n_resamples: int = Field(10_000, ge=0)
+    confidence: float = Field(0.95, gt=0.0, lt=1.0)
+
+    @field_validator("metrics")
+    @classmethod
+    def _check_metrics(cls, value: list[str]) -> list[str]:
+        bad = [m for m in value if not _METRIC.match(m)]
+        if bad:
+            raise ValueError(f"unknown metric(s) {bad}; allowed: mrr, ndcg@k, recall@k, mrr@k")
+        return list(dict.fromkeys(value))
 
 
 class EvaluateConfig(StrictModel):
@@ -50,10 +90,14 @@ class EvaluateConfig(StrictModel):
         profiles: extra methods from profile files: ``{name: profiles.jsonl}`` (rows ``user_id``, ``profile``).
         split: ``test`` (default) or ``valid`` — choose anything on ``valid``.
         history_items: N most recent items used by history text, mean embedding and template (default 20).
-        max_users: evaluate a seeded random sample of users (quick looks only; default all).
+        max_users: evaluate a seeded random sample of this many users (default all); every method, baselines
+            included, is scored on the same sample. Use it when profiles are costly to generate (an LLM
+            profiler), and read the paired intervals rather than the means alone.
+        seed: seed of that user sample and of the bootstrap resamples (default 0).
         transitions: how the successor baselines count other users' transitions.
         successors: how many top successors ``successor_mean`` averages with the last item.
         protocols: the ranking protocols (default: full ranking, and 100 sampled candidates).
+        intervals: the paired bootstrap intervals against reference methods (:class:`IntervalConfig`).
     """
 
     dataset: Path
@@ -70,6 +114,15 @@ class EvaluateConfig(StrictModel):
     cache_dir: Path | None = Path(".cache/embeddings")  # item and query embeddings, keyed by model + text hash
     transitions: TransitionConfig = Field(default_factory=TransitionConfig)
     successors: int = Field(3, ge=1)
+    intervals: IntervalConfig = Field(default_factory=IntervalConfig)
+
+    @model_validator(mode="after")
+    def _check_references(self) -> EvaluateConfig:
+        methods = [*self.methods, *self.profiles]
+        missing = [r for r in self.intervals.references or [] if r not in methods]
+        if missing:
+            raise ValueError(f"intervals.references {missing} are not methods of this run; methods: {methods}")
+        return self
 
 
 def select_examples(dataset: PreparedDataset, split: str, max_users: int | None, seed: int) -> list[Example]:
@@ -98,6 +151,7 @@ class EvaluationRun:
         self.config = config
         self.say = say or (lambda msg: logger.info(msg))
         self.dataset = PreparedDataset(config.dataset)
+        self.n_split_users = len(self.dataset.split(config.split))
         self.examples = select_examples(self.dataset, config.split, config.max_users, config.seed)
         self.embedder = embedder or Embedder(config.embedder)
         items = self.dataset.items
@@ -115,6 +169,7 @@ class EvaluationRun:
         }
         self.results: dict[str, dict[str, EvalResult]] = {}
         self.texts: dict[str, list[str]] = {}
+        self._intervals: tuple[tuple[str, ...], dict[str, Any]] | None = None  # (methods it covers, result)
 
     def queries(self, method: str) -> Queries:
         if method in self.config.profiles:
@@ -138,17 +193,69 @@ class EvaluationRun:
         return self.evaluate_queries(name, text_queries(texts, self.embedder, self.item_emb, self.config.cache_dir))
 
     def run_all(self, out_dir: str | Path | None = None) -> dict[str, Any]:
-        for method in [*self.config.methods, *self.config.profiles]:
+        methods = [*self.config.methods, *self.config.profiles]
+        missing = [r for r in self.config.intervals.references or [] if r not in methods]
+        if missing:
+            raise ValueError(f"interval reference(s) {missing} are not methods of this run; methods: {methods}")
+        for method in methods:
             start = time.perf_counter()
             metrics = self.evaluate_queries(method, self.queries(method))
             first = next(iter(metrics.values()))
             self.say(f"{method}: ndcg@10={first.get('ndcg@10', float('nan')):.4f} ({time.perf_counter() - start:.1f}s)")
+            for protocol, result in self.results[method].items():
+                if result.search is not None and "recall@10" in result.search:
+                    self.say(f"  {protocol}: approximate search {result.search['index']}, recall@10 against exact "
+                             f"search {result.search['recall@10']:.4f} ({result.search['recall_queries']} queries)")
         summary = self.summary()
         if out_dir is not None:
             self.save(out_dir)
         return summary
 
+    def references(self) -> list[str]:
+        """The reference methods of the intervals that this run has results for, in the configured order."""
+        wanted = self.config.intervals.references
+        if wanted is None:
+            return [m for m in DEFAULT_REFERENCES if m in self.results]
+        missing = [m for m in wanted if m not in self.results]
+        if missing:
+            logger.warning("interval reference(s) %s have no results in this run and are skipped", missing)
+        return [m for m in wanted if m in self.results]
+
+    def intervals(self) -> dict[str, Any]:
+        """``{method: {protocol: {reference: {metric: {diff, lo, hi}}}}}``: paired bootstrap of method − reference.
+
+        All comparisons share one set of seeded user resamples; a method is not compared with itself.
+        Computed once per set of evaluated methods.
+        """
+        key = tuple(self.results)
+        if self._intervals is not None and self._intervals[0] == key:
+            return self._intervals[1]
+        cfg = self.config.intervals
+        refs = self.references()
+        pairs: list[tuple[str, str, str, str]] = []
+        rows: list[np.ndarray] = []
+        for method, by_p in self.results.items():
+            for protocol, result in by_p.items():
+                for ref in refs:
+                    if ref == method or protocol not in self.results[ref]:
+                        continue
+                    for metric in cfg.metrics:
+                        pairs.append((method, protocol, ref, metric))
+                        rows.append(result.per_user(metric) - self.results[ref][protocol].per_user(metric))
+        out: dict[str, Any] = {}
+        if rows and cfg.n_resamples > 0 and len(self.examples) > 0:
+            mean, lo, hi = bootstrap_mean_intervals(np.stack(rows), n_resamples=cfg.n_resamples,
+                                                    confidence=cfg.confidence, seed=self.config.seed)
+            for (method, protocol, ref, metric), d, a, b in zip(pairs, mean, lo, hi):
+                cell = out.setdefault(method, {}).setdefault(protocol, {}).setdefault(ref, {})
+                cell[metric] = {"diff": float(d), "lo": float(a), "hi": float(b)}
+        self._intervals = (key, out)
+        return out
+
     def summary(self) -> dict[str, Any]:
+        """Metrics of every method plus the user sample and the paired intervals (``references``,
+        ``intervals``, ``interval_settings``, ``sample``)."""
+        cfg = self.config.intervals
         return {
             "dataset": str(self.config.dataset),
             "split": self.config.split,
@@ -157,6 +264,15 @@ class EvaluationRun:
             "embedder": self.embedder.model_id,
             "config": self.config.model_dump(mode="json"),
             "results": {m: {p: r.metrics for p, r in by_p.items()} for m, by_p in self.results.items()},
+            "sample": {"n_users": len(self.examples), "n_split_users": self.n_split_users,
+                       "max_users": self.config.max_users, "seed": self.config.seed},
+            "references": self.references(),
+            "interval_settings": {"method": "paired bootstrap, percentile", "n_resamples": cfg.n_resamples,
+                                  "confidence": cfg.confidence, "seed": self.config.seed, "metrics": cfg.metrics},
+            "intervals": self.intervals(),
+            # approximate (ANN) searches only: index settings and recall@10 against exact search
+            "search": {m: {p: r.search for p, r in by_p.items() if r.search is not None}
+                       for m, by_p in self.results.items() if any(r.search is not None for r in by_p.values())},
         }
 
     def save(self, out_dir: str | Path) -> Path:
@@ -170,7 +286,7 @@ class EvaluationRun:
                                ({"user_id": ex.user_id, "profile": t} for ex, t in zip(self.examples, texts)))
         summary = self.summary()
         write_json_atomic(out / "summary.json", summary)
-        write_text_atomic(out / "summary.md", markdown_table(summary["results"]))
+        write_text_atomic(out / "summary.md", markdown_table(summary["results"]) + intervals_markdown(summary))
         return out
 
 
@@ -196,3 +312,72 @@ def markdown_table(results: dict[str, dict[str, dict[str, float]]], ks: tuple[in
 
 def _fmt(value: float | None) -> str:
     return "—" if value is None else f"{value:.4f}"
+
+
+
+def _interval_cell(cell: dict[str, float] | None) -> str:
+    if not cell:
+        return "—"
+    return f"{cell['diff']:+.4f} [{cell['lo']:+.4f}, {cell['hi']:+.4f}]"
+
+
+def interval_tables(summary: dict[str, Any]) -> list[tuple[str, list[str], list[list[str]]]]:
+    """``(title, header, rows)`` per protocol and metric: each method's mean and its paired interval
+    against every reference (``—`` for the reference itself)."""
+    intervals = summary.get("intervals") or {}
+    refs = list(summary.get("references") or [])
+    settings = summary.get("interval_settings") or {}
+    if not refs or not intervals:
+        return []
+    level = f"{100 * float(settings.get('confidence', 0.95)):g}%"
+    results = summary.get("results") or {}
+    protocols = list(dict.fromkeys(p for by_p in results.values() for p in by_p))
+    tables = []
+    for protocol in protocols:
+        for metric in settings.get("metrics") or []:
+            title = (f"{protocol} {metric}: mean and paired bootstrap {level} interval of the difference "
+                     f"(method − reference), {summary.get('n_users', 0):,} users")
+            header = ["method", metric, *[f"− {r}" for r in refs]]
+            rows = []
+            for method, by_p in results.items():
+                if protocol not in by_p:
+                    continue
+                cells = (intervals.get(method) or {}).get(protocol) or {}
+                rows.append([method, _fmt(by_p[protocol].get(metric)),
+                             *[_interval_cell((cells.get(r) or {}).get(metric)) for r in refs]])
+            tables.append((title, header, rows))
+    return tables
+
+
+def intervals_markdown(summary: dict[str, Any]) -> str:
+    """The :func:`interval_tables` as markdown (empty when the run has no intervals)."""
+    out = []
+    for title, header, rows in interval_tables(summary):
+        out += ["", f"**{title}**", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        out += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(out) + "\n" if out else ""
+
+
+def print_intervals(summary: dict[str, Any], console: Any = None, protocols: tuple[str, ...] | None = None) -> None:
+    """Print the :func:`interval_tables` with rich (intervals above zero in green, below in red)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = console or Console()
+    for title, header, rows in interval_tables(summary):
+        if protocols is not None and title.split(" ", 1)[0] not in protocols:
+            continue
+        table = Table(title=title)
+        for i, name in enumerate(header):
+            table.add_column(name, justify="left" if i == 0 else "right", style="bold" if i == 0 else None)
+        for row in rows:
+            table.add_row(*row[:2], *[_colour(c) for c in row[2:]])
+        console.print(table)
+
+
+def _colour(cell: str) -> str:
+    m = re.match(r"^[+-][0-9.]+ \[([+-][0-9.]+), ([+-][0-9.]+)\]$", cell)
+    if not m:
+        return cell
+    lo, hi = float(m.group(1)), float(m.group(2))
+    return f"[green]{cell}[/]" if lo > 0 else f"[red]{cell}[/]" if hi < 0 else cell
