@@ -118,17 +118,28 @@ def train_reader(tokenizer: Any, dataset: Any, micro: MicroModelConfig, config: 
 
 def generate_profile_file(profiler: str | Path | ProfilerConfig, dataset: Any, split: str, out_path: Path,
                           prompt: PromptConfig, max_new_tokens: int = 64, max_users: int | None = None,
-                          user_ids: Any = None, batch_size: int = 32, device: str | None = None) -> Path:
+                          user_ids: Any = None, batch_size: int = 32, device: str | None = None,
+                          engine: Any = None) -> Path:
     """Greedy profiles of ``split``'s users, resumable (missing users only). ``profiler`` is a
     :class:`~bluerec.profiler.config.ProfilerConfig` or a model (known name, folder, hub id) loaded with its
-    defaults; ``device`` overrides its device (``"auto"``: CUDA when available)."""
+    defaults; ``device`` overrides its device (``"auto"``: CUDA when available). ``engine`` (a
+    :class:`~bluerec.profiler.ray_engine.RayEngineConfig`) shards the users over Ray actors instead of generating
+    in this process; the file is the same."""
     from bluerec.profiler.backends.base import GenerationConfig
     from bluerec.profiler.loader import load_profiler
     from bluerec.profiler.profile import generate_profiles
 
-    backend = load_profiler(profiler if isinstance(profiler, ProfilerConfig) else ProfilerConfig(model=str(profiler)),
-                            device=device)
+    config = profiler if isinstance(profiler, ProfilerConfig) else ProfilerConfig(model=str(profiler))
     gen = GenerationConfig(num_samples=1, max_new_tokens=max_new_tokens, do_sample=False, batch_size=batch_size)
+    if engine is not None:
+        from bluerec.profiler.ray_engine import generate_profiles_ray
+
+        if device is not None:
+            config = config.model_copy(update={"device": device})
+        generate_profiles_ray(config, dataset.root, split, prompt, gen, out_path, resume=True, engine=engine,
+                              max_users=max_users, user_ids=user_ids)
+        return out_path
+    backend = load_profiler(config, device=device)
     generate_profiles(backend, dataset, split, prompt, gen, out_path, resume=True, max_users=max_users,
                       user_ids=user_ids)
     return out_path
@@ -136,7 +147,7 @@ def generate_profile_file(profiler: str | Path | ProfilerConfig, dataset: Any, s
 
 def profiles_for_run(profiler: Path, dataset_dir: Path, split: str, out_path: Path,
                      max_users: int | None = None, max_new_tokens: int = 64, device: str | None = None,
-                     user_ids: Any = None) -> Path:
+                     user_ids: Any = None, engine: Any = None) -> Path:
     """Profiles for ``bluerec evaluate --profiler``: the prompt settings come from the run's ``train_config.yaml``
     (beside ``final/``) when there is one, so evaluation prompts match training prompts."""
     import yaml
@@ -150,7 +161,7 @@ def profiles_for_run(profiler: Path, dataset_dir: Path, split: str, out_path: Pa
             break
     return generate_profile_file(profiler, PreparedDataset(dataset_dir), split, out_path, prompt,
                                  max_new_tokens=max_new_tokens, max_users=max_users, device=device,
-                                 user_ids=user_ids)
+                                 user_ids=user_ids, engine=engine)
 
 
 def run_quickstart(config: QuickstartConfig, out: Path, say: Say) -> dict[str, Any]:

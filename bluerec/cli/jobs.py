@@ -43,21 +43,34 @@ def profile(
     max_users: Optional[int] = typer.Option(None, help="Profile at most this many users."),
     max_new_tokens: int = typer.Option(64, help="Longest profile in tokens (greedy decoding)."),
     device: str = typer.Option("auto", help="auto (CUDA when available), cpu, cuda, cuda:<n>."),
+    engine: str = typer.Option("local", help="local (this process) or ray (users sharded over Ray Data actors, one model each; needs bluerec[ray])."),
+    workers: int = typer.Option(2, min=1, help="--engine ray: actors, each holding one model."),
+    cpus_per_worker: float = typer.Option(1.0, min=0.01, help="--engine ray: CPUs per actor (its torch threads)."),
+    gpus_per_worker: float = typer.Option(0.0, min=0.0, help="--engine ray: GPUs per actor."),
+    ray_address: Optional[str] = typer.Option(None, help="--engine ray: an existing cluster ('auto', 'ray://host:10001'); default: a local instance."),
 ) -> None:
     """Write one greedy profile per user as JSONL; only users missing from an existing file are generated."""
     from bluerec.pipeline import profiles_for_run
 
+    if engine not in ("local", "ray"):
+        raise typer.BadParameter(f"{engine!r}; allowed: local, ray", param_hint="--engine")
     with friendly_errors():
+        ray_engine = None
+        if engine == "ray":
+            from bluerec.profiler.ray_engine import RayEngineConfig
+
+            ray_engine = RayEngineConfig(num_workers=workers, num_cpus_per_worker=cpus_per_worker,
+                                         num_gpus_per_worker=gpus_per_worker, address=ray_address)
         if Path(profiler).exists():  # a local run: its own prompt settings come from train_config.yaml
             profiles_for_run(Path(profiler), dataset, split, out, max_users=max_users, max_new_tokens=max_new_tokens,
-                             device=device)
+                             device=device, engine=ray_engine)
         else:  # a known model name (fetched on first use) or a hub id: default prompts
             from bluerec.data.dataset import PreparedDataset
             from bluerec.pipeline import generate_profile_file
             from bluerec.profiler.prompts import PromptConfig
 
             generate_profile_file(profiler, PreparedDataset(dataset), split, out, PromptConfig(), max_new_tokens,
-                                  max_users, device=device)
+                                  max_users, device=device, engine=ray_engine)
     say(f"profiles in {out}")
 
 

@@ -19,7 +19,7 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -75,35 +75,37 @@ def load_profiles(path: str | Path) -> dict[str, str]:
     return {row["user_id"]: row["profile"] for row in read_jsonl(path)}
 
 
-def generate_profiles(
-    backend: ProfilerBackend,
+@dataclass
+class ProfileJob:
+    """What a profile run must do: the users in order, the rows kept from an existing file, the users to generate."""
+
+    settings: dict[str, Any]
+    users: list["Example"]
+    rows: list[dict[str, Any]]
+    todo: list["Example"]
+
+    def batches(self, batch_size: int) -> list[list["Example"]]:
+        """``todo`` in batches; batch ``b`` is seeded ``seed + b`` by every engine, so engines agree."""
+        return [self.todo[i : i + batch_size] for i in range(0, len(self.todo), batch_size)]
+
+
+def plan_profiles(
+    settings: dict[str, Any],
     dataset: "PreparedDataset",
     split: str,
-    prompt_config: PromptConfig | None,
-    gen_config: GenerationConfig | None,
     out_path: str | Path,
     resume: bool = True,
     *,
     max_users: int | None = None,
     user_ids: Collection[str] | None = None,
-    progress: Callable[[int, int], None] | None = None,
-    flush_seconds: float = 30.0,
-) -> ProfileRunResult:
-    """Profiles for the users of ``split`` (their latest row), written to ``out_path``.
+) -> ProfileJob:
+    """The users of ``split`` (their latest row) that ``out_path`` still lacks.
 
     ``user_ids`` keeps only those users (e.g. an evaluation's seeded sample; an id absent from the split is an
-    error); ``max_users`` then keeps the first N.
-
-    ``resume`` keeps the rows of an existing file and generates only the users it lacks (raising if the
-    file was written with other settings); ``resume=False`` starts over. Batches of
-    ``gen_config.batch_size`` users are seeded ``seed + batch index``. ``progress(done, total)`` is
-    called after each batch.
+    error); ``max_users`` then keeps the first N. ``resume`` keeps the rows of an existing file (raising if it was
+    written with other ``settings``); ``resume=False`` starts over.
     """
-    prompt_config = prompt_config or PromptConfig()
-    gen_config = gen_config or GenerationConfig()
     out_path = Path(out_path)
-    settings = generation_settings(backend, split, prompt_config, gen_config)
-
     users = latest_per_user(dataset.split(split))
     if user_ids is not None:
         wanted = {str(u) for u in user_ids}
@@ -113,7 +115,6 @@ def generate_profiles(
         users = [ex for ex in users if ex.user_id in wanted]
     if max_users is not None:
         users = users[:max_users]
-
     rows: list[dict[str, Any]] = []
     if resume and out_path.exists():
         rows = read_jsonl(out_path)
@@ -123,31 +124,58 @@ def generate_profiles(
                     f"{out_path}: existing profiles were generated with other settings "
                     f"({row.get('generation')} != {settings}); use resume=False or another out_path"
                 )
-    n_existing = len(rows)
     done = {row["user_id"] for row in rows}
-    todo = [ex for ex in users if ex.user_id not in done]
-    total = len(users)
-    n_done = total - len(todo)
+    return ProfileJob(settings, users, rows, [ex for ex in users if ex.user_id not in done])
+
+
+def profile_prompts(
+    backend: ProfilerBackend, dataset: "PreparedDataset", examples: list["Example"], prompt_config: PromptConfig
+) -> list[list[dict]]:
+    """The budget-fitted prompt of each example (one code path for every engine)."""
+    return [
+        fit_to_budget(history_items_for(dataset, ex, field=prompt_config.item_field), prompt_config,
+                      backend.count_tokens)
+        for ex in examples
+    ]
+
+
+def generate_batch(
+    backend: ProfilerBackend, dataset: "PreparedDataset", examples: list["Example"], prompt_config: PromptConfig,
+    gen_config: GenerationConfig, batch_index: int,
+) -> list[list[str]]:
+    """The samples of one batch of users, seeded ``gen_config.seed + batch_index``."""
+    kwargs = gen_config.sampling_kwargs()
+    if gen_config.seed is not None:
+        kwargs["seed"] = gen_config.seed + batch_index
+    return backend.generate(profile_prompts(backend, dataset, examples, prompt_config), **kwargs)
+
+
+def write_profiles(
+    job: ProfileJob,
+    out_path: str | Path,
+    results: Iterable[tuple[list["Example"], list[list[str]]]],
+    gen_config: GenerationConfig,
+    *,
+    progress: Callable[[int, int], None] | None = None,
+    flush_seconds: float = 30.0,
+) -> ProfileRunResult:
+    """Append each generated batch ``(examples, samples)`` of ``results`` to the job's rows and write the file
+    atomically: every ``flush_seconds``, at the end, and when the run is interrupted."""
+    out_path = Path(out_path)
+    rows = list(job.rows)
+    n_existing = len(rows)
+    total = len(job.users)
+    n_done = total - len(job.todo)
     start = time.perf_counter()
     last_flush = start
     dirty = False
-    kwargs = gen_config.sampling_kwargs()
     try:
-        for b, first in enumerate(range(0, len(todo), gen_config.batch_size)):
-            batch = todo[first : first + gen_config.batch_size]
-            prompts = [
-                fit_to_budget(history_items_for(dataset, ex, field=prompt_config.item_field), prompt_config,
-                              backend.count_tokens)
-                for ex in batch
-            ]
-            if gen_config.seed is not None:
-                kwargs["seed"] = gen_config.seed + b
-            outs = backend.generate(prompts, **kwargs)
+        for batch, outs in results:
             for ex, samples in zip(batch, outs, strict=True):
                 row: dict[str, Any] = {"user_id": ex.user_id, "profile": samples[0] if samples else ""}
                 if gen_config.num_samples > 1:
                     row["samples"] = list(samples)
-                row["generation"] = settings
+                row["generation"] = job.settings
                 rows.append(row)
             dirty = True
             n_done += len(batch)
@@ -164,3 +192,32 @@ def generate_profiles(
     log.info("%s: %d profiles (%d new) in %.1fs", out_path, len(rows), n_generated, seconds)
     return ProfileRunResult(path=out_path, n_users=total, n_existing=n_existing, n_generated=n_generated,
                             seconds=seconds)
+
+
+def generate_profiles(
+    backend: ProfilerBackend,
+    dataset: "PreparedDataset",
+    split: str,
+    prompt_config: PromptConfig | None,
+    gen_config: GenerationConfig | None,
+    out_path: str | Path,
+    resume: bool = True,
+    *,
+    max_users: int | None = None,
+    user_ids: Collection[str] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    flush_seconds: float = 30.0,
+) -> ProfileRunResult:
+    """Profiles for the users of ``split`` (their latest row), written to ``out_path``, in this process.
+
+    See :func:`plan_profiles` for ``user_ids``, ``max_users`` and ``resume``. Batches of ``gen_config.batch_size``
+    users are seeded ``seed + batch index``. ``progress(done, total)`` is called after each batch.
+    :func:`bluerec.profiler.ray_engine.generate_profiles_ray` does the same on a Ray cluster.
+    """
+    prompt_config = prompt_config or PromptConfig()
+    gen_config = gen_config or GenerationConfig()
+    job = plan_profiles(generation_settings(backend, split, prompt_config, gen_config), dataset, split, out_path,
+                        resume, max_users=max_users, user_ids=user_ids)
+    results = ((batch, generate_batch(backend, dataset, batch, prompt_config, gen_config, b))
+               for b, batch in enumerate(job.batches(gen_config.batch_size)))
+    return write_profiles(job, out_path, results, gen_config, progress=progress, flush_seconds=flush_seconds)
