@@ -119,17 +119,23 @@ def train_reader(tokenizer: Any, dataset: Any, micro: MicroModelConfig, config: 
 def generate_profile_file(profiler: str | Path | ProfilerConfig, dataset: Any, split: str, out_path: Path,
                           prompt: PromptConfig, max_new_tokens: int = 64, max_users: int | None = None,
                           user_ids: Any = None, batch_size: int = 32, device: str | None = None,
-                          engine: Any = None) -> Path:
+                          engine: Any = None, backend: str = "hf") -> Path:
     """Greedy profiles of ``split``'s users, resumable (missing users only). ``profiler`` is a
     :class:`~bluerec.profiler.config.ProfilerConfig` or a model (known name, folder, hub id) loaded with its
     defaults; ``device`` overrides its device (``"auto"``: CUDA when available). ``engine`` (a
     :class:`~bluerec.profiler.ray_engine.RayEngineConfig`) shards the users over Ray actors instead of generating
-    in this process; the file is the same."""
+    in this process; the file is the same. ``backend`` (``hf`` or ``vllm``) applies to a model given by name or
+    path."""
     from bluerec.profiler.backends.base import GenerationConfig
     from bluerec.profiler.loader import load_profiler
     from bluerec.profiler.profile import generate_profiles
 
-    config = profiler if isinstance(profiler, ProfilerConfig) else ProfilerConfig(model=str(profiler))
+    config = (profiler if isinstance(profiler, ProfilerConfig)
+              else ProfilerConfig(model=str(profiler), backend=backend))  # type: ignore[arg-type]
+    if config.backend == "vllm" and device not in (None, "auto", "cuda"):
+        raise ValueError(f"backend 'vllm' runs on the GPU (device {device!r} was asked for): use --backend hf")
+    if config.backend == "vllm":
+        device = None
     gen = GenerationConfig(num_samples=1, max_new_tokens=max_new_tokens, do_sample=False, batch_size=batch_size)
     if engine is not None:
         from bluerec.profiler.ray_engine import generate_profiles_ray
@@ -147,7 +153,7 @@ def generate_profile_file(profiler: str | Path | ProfilerConfig, dataset: Any, s
 
 def profiles_for_run(profiler: Path, dataset_dir: Path, split: str, out_path: Path,
                      max_users: int | None = None, max_new_tokens: int = 64, device: str | None = None,
-                     user_ids: Any = None, engine: Any = None) -> Path:
+                     user_ids: Any = None, engine: Any = None, backend: str = "hf") -> Path:
     """Profiles for ``bluerec evaluate --profiler``: the prompt settings come from the run's ``train_config.yaml``
     (beside ``final/``) when there is one, so evaluation prompts match training prompts."""
     import yaml
@@ -161,7 +167,7 @@ def profiles_for_run(profiler: Path, dataset_dir: Path, split: str, out_path: Pa
             break
     return generate_profile_file(profiler, PreparedDataset(dataset_dir), split, out_path, prompt,
                                  max_new_tokens=max_new_tokens, max_users=max_users, device=device,
-                                 user_ids=user_ids, engine=engine)
+                                 user_ids=user_ids, engine=engine, backend=backend)
 
 
 def run_quickstart(config: QuickstartConfig, out: Path, say: Say) -> dict[str, Any]:

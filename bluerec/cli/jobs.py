@@ -43,6 +43,7 @@ def profile(
     max_users: Optional[int] = typer.Option(None, help="Profile at most this many users."),
     max_new_tokens: int = typer.Option(64, help="Longest profile in tokens (greedy decoding)."),
     device: str = typer.Option("auto", help="auto (CUDA when available), cpu, cuda, cuda:<n>."),
+    backend: str = typer.Option("hf", help="hf (transformers, CPU or GPU) or vllm (a vLLM engine on a GPU; needs bluerec[vllm])."),
     engine: str = typer.Option("local", help="local (this process) or ray (users sharded over Ray Data actors, one model each; needs bluerec[ray])."),
     workers: int = typer.Option(2, min=1, help="--engine ray: actors, each holding one model."),
     cpus_per_worker: float = typer.Option(1.0, min=0.01, help="--engine ray: CPUs per actor (its torch threads)."),
@@ -52,6 +53,8 @@ def profile(
     """Write one greedy profile per user as JSONL; only users missing from an existing file are generated."""
     from bluerec.pipeline import profiles_for_run
 
+    if backend not in ("hf", "vllm"):
+        raise typer.BadParameter(f"{backend!r}; allowed: hf, vllm", param_hint="--backend")
     if engine not in ("local", "ray"):
         raise typer.BadParameter(f"{engine!r}; allowed: local, ray", param_hint="--engine")
     with friendly_errors():
@@ -63,14 +66,14 @@ def profile(
                                          num_gpus_per_worker=gpus_per_worker, address=ray_address)
         if Path(profiler).exists():  # a local run: its own prompt settings come from train_config.yaml
             profiles_for_run(Path(profiler), dataset, split, out, max_users=max_users, max_new_tokens=max_new_tokens,
-                             device=device, engine=ray_engine)
+                             device=device, engine=ray_engine, backend=backend)
         else:  # a known model name (fetched on first use) or a hub id: default prompts
             from bluerec.data.dataset import PreparedDataset
             from bluerec.pipeline import generate_profile_file
             from bluerec.profiler.prompts import PromptConfig
 
             generate_profile_file(profiler, PreparedDataset(dataset), split, out, PromptConfig(), max_new_tokens,
-                                  max_users, device=device, engine=ray_engine)
+                                  max_users, device=device, engine=ray_engine, backend=backend)
     say(f"profiles in {out}")
 
 

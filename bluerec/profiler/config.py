@@ -60,7 +60,9 @@ class ProfilerConfig(StrictModel):
     Parameters that choose the model:
         backend: ``"hf"`` (any causal LM ``transformers`` loads), ``"micro"`` (a micro-profiler folder built by
             :func:`bluerec.profiler.backends.micro.build_micro_profiler`, loaded like ``hf``) or ``"openai"`` (a
-            server speaking ``/v1/chat/completions``; inference only). Default ``"hf"``.
+            server speaking ``/v1/chat/completions``; inference only) or ``"vllm"`` (a vLLM engine on a GPU, for
+            fast profile generation; optional extra ``bluerec[vllm]``, imported only when used; inference only).
+            Default ``"hf"``.
         model: a known model name (``bluerec models list``), a hub id or a local folder; for ``openai`` the model
             name the server serves.
         model_init_kwargs: passed to ``from_pretrained`` as they are (``revision``, ``gguf_file`` — a GGUF is
@@ -87,7 +89,7 @@ class ProfilerConfig(StrictModel):
         batch_size: prompts per ``generate`` call. Default ``32``.
     """
 
-    backend: Literal["hf", "micro", "openai"] = "hf"
+    backend: Literal["hf", "micro", "openai", "vllm"] = "hf"
     model: str = Field(min_length=1)
     model_init_kwargs: dict[str, Any] = Field(default_factory=dict)
     trust_remote_code: bool = False
@@ -125,6 +127,9 @@ class ProfilerConfig(StrictModel):
                 raise ValueError("backend 'openai' serves a remote model: it cannot be trained or adapted here")
         elif self.base_url:
             raise ValueError(f"base_url is only for backend 'openai' (backend is {self.backend!r})")
+        if self.backend == "vllm" and (self.lora.enabled or self.lora_path):
+            raise ValueError("backend 'vllm' generates with merged weights: merge the adapter first (a run's final/ "
+                             "is merged), and train with backend 'hf' and grpo.use_vllm")
         return self
 
     @classmethod

@@ -40,6 +40,16 @@ def load_profiler(config: ProfilerConfig | str | Path, *, trainable: bool = Fals
 
         return OpenAICompatProfiler(str(config.base_url), model=config.model, api_key_env=config.api_key_env)
 
+    if config.backend == "vllm":
+        if trainable:
+            raise ValueError("backend 'vllm' is inference only: train with backend 'hf' (grpo.use_vllm generates "
+                             "the GRPO completions with vLLM)")
+        from bluerec.models.fetch import resolve_model
+        from bluerec.profiler.backends.vllm import VLLMProfiler
+
+        return VLLMProfiler(resolve_model(config.model), dtype=config.dtype, trust_remote_code=config.trust_remote_code,
+                            **config.model_init_kwargs)
+
     from bluerec.profiler.backends.hf import HFProfiler
 
     if config.backend == "micro" and not Path(config.model).is_dir():

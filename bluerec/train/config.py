@@ -157,6 +157,14 @@ class GRPOSettings(StrictModel):
         gradient_checkpointing: trade compute for memory (off: small models on CPU). Default ``False``.
         seed: seeds model init of adapters, sampling and data order. Default ``0``.
 
+    Parameters that choose the generation engine:
+        use_vllm: generate the completions with vLLM (TRL's ``use_vllm``; GPU and the ``bluerec[vllm]`` extra).
+            Default ``False``: transformers ``generate``.
+        vllm_mode: ``"colocate"`` (vLLM shares the training GPUs; no server to start) or ``"server"`` (a ``trl
+            vllm-serve`` process at ``vllm_server_base_url``). Default ``"colocate"``.
+        vllm_gpu_memory_utilization: GPU memory share vLLM takes in colocate mode. Default ``0.3``.
+        vllm_server_base_url: the server of ``vllm_mode: server``. Default ``None``.
+
     Parameters that control logging and checkpoints:
         logging_steps: log every N steps (to ``metrics.jsonl`` and the console). Default ``1``.
         save_steps: checkpoint every N steps (``0`` = no intermediate checkpoints). Default ``50``.
@@ -188,6 +196,10 @@ class GRPOSettings(StrictModel):
     save_steps: int = Field(50, ge=0)
     save_total_limit: int | None = Field(2, ge=1)
     log_completions: bool = False
+    use_vllm: bool = False
+    vllm_mode: Literal["colocate", "server"] = "colocate"
+    vllm_gpu_memory_utilization: float = Field(0.3, gt=0, le=1)
+    vllm_server_base_url: str | None = None
 
     @model_validator(mode="after")
     def _groups_fit(self) -> GRPOSettings:

@@ -426,6 +426,14 @@ def grpo_args(config: BlueTrainConfig, device: torch.device, reward_weights: lis
     from trl import GRPOConfig
 
     g = config.grpo
+    vllm: dict[str, Any] = {}
+    if g.use_vllm:
+        from bluerec.profiler.backends.vllm import import_vllm
+
+        import_vllm()  # a clear error before any work when the extra is missing
+        vllm = {"use_vllm": True, "vllm_mode": g.vllm_mode, "vllm_gpu_memory_utilization": g.vllm_gpu_memory_utilization}
+        if g.vllm_server_base_url:
+            vllm["vllm_server_base_url"] = g.vllm_server_base_url
     bf16 = config.bf16
     if bf16 is None:
         bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
@@ -468,6 +476,7 @@ def grpo_args(config: BlueTrainConfig, device: torch.device, reward_weights: lis
         disable_tqdm=not config.show_progress,
         dataloader_num_workers=0,
         remove_unused_columns=False,
+        **vllm,
     )
 
 
