@@ -37,7 +37,8 @@ class KnownModel(StrictModel):
         parameters: parameter count, for the listing.
         generation: the model's default repetition controls when a generation config leaves them unset
             (``no_repeat_ngram_size``, ``repetition_penalty``; see ``GenerationConfig``), chosen on validation users.
-            They apply when the model is loaded by this name (a trained copy saved to a folder sets its own).
+            They apply when the model is loaded by this name; a trained copy loaded from its folder gets them from an
+            explicit ``GenerationConfig``.
     """
 
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$")
