@@ -35,6 +35,10 @@ class KnownModel(StrictModel):
         format: how the file is converted (only ``gguf`` so far: dequantised by ``transformers``).
         license: the weights' licence (SPDX).
         parameters: parameter count, for the listing.
+        generation: the model's default repetition controls when a generation config leaves them unset
+            (``no_repeat_ngram_size``, ``repetition_penalty``; see ``GenerationConfig``), chosen on validation users.
+            They apply when the model is loaded by this name; a trained copy loaded from its folder gets them from an
+            explicit ``GenerationConfig``.
     """
 
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$")
@@ -48,6 +52,7 @@ class KnownModel(StrictModel):
     format: Literal["gguf"] = "gguf"
     license: str
     parameters: str
+    generation: dict[str, float] = Field(default_factory=dict)
 
     @property
     def wheel_requirement(self) -> str:
@@ -72,6 +77,9 @@ REGISTRY: dict[str, KnownModel] = {
             file_sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
             license="Apache-2.0",
             parameters="134.5M",
+            # Untrained, it loops ("a fan of X ..., particularly fond of X ..."): on 12 amazon2014-beauty validation
+            # users, greedy 64-token profiles repeat 16% of their word 3-grams; with this, none (mean 47 words).
+            generation={"no_repeat_ngram_size": 3},
         ),
     ]
 }

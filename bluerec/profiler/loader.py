@@ -60,6 +60,10 @@ def load_profiler(config: ProfilerConfig | str | Path, *, trainable: bool = Fals
         lora_path=config.lora_path, attn_implementation=config.attn_implementation, batch_size=config.batch_size,
         model_init_kwargs=config.model_init_kwargs)
     profiler.name = config.model
+    from bluerec.models.registry import REGISTRY
+
+    if config.model in REGISTRY:
+        profiler.generation_defaults = dict(REGISTRY[config.model].generation)
     if trainable and config.lora.enabled:
         from peft import get_peft_model
 

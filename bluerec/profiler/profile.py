@@ -64,7 +64,7 @@ def generation_settings(
     prompt_json = json.dumps(prompt_config.model_dump(mode="json"), sort_keys=True)
     return {
         **backend.describe(),
-        **gen_config.model_dump(mode="json", exclude={"batch_size"}),
+        **gen_config.describe(),
         "split": split,
         "prompt_config_sha": hashlib.sha256(prompt_json.encode("utf-8")).hexdigest()[:12],
     }

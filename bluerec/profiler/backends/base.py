@@ -9,6 +9,9 @@ from pydantic import Field, model_validator
 from bluerec.config import StrictModel
 
 
+REPETITION_KEYS = ("no_repeat_ngram_size", "repetition_penalty")
+
+
 class GenerationConfig(StrictModel):
     """Sampling settings for writing profiles.
 
@@ -20,6 +23,12 @@ class GenerationConfig(StrictModel):
         do_sample: sample (true) or decode greedily (false; all samples of a prompt are then equal).
         seed: seeds the sampler, so a run can be repeated.
 
+    Parameters that control repetition (within the profile only — copying the titles of the prompt stays free):
+        no_repeat_ngram_size: no n-gram of this size occurs twice in a profile (``0`` = off). ``None`` = the
+            model's default (:class:`~bluerec.models.registry.KnownModel` ``generation``; off for other models).
+        repetition_penalty: logits of tokens already in the profile are divided (positive) or multiplied
+            (negative) by this (``1.0`` = off). ``None`` = the model's default, as above.
+
     Parameters that control batching:
         batch_size: prompts per call to the back-end.
     """
@@ -30,6 +39,8 @@ class GenerationConfig(StrictModel):
     top_p: float = Field(1.0, gt=0.0, le=1.0)
     do_sample: bool = True
     seed: int | None = 0
+    no_repeat_ngram_size: int | None = Field(None, ge=0)
+    repetition_penalty: float | None = Field(None, ge=1.0)
     batch_size: int = Field(16, ge=1)
 
     @model_validator(mode="after")
@@ -39,8 +50,9 @@ class GenerationConfig(StrictModel):
         return self
 
     def sampling_kwargs(self) -> dict[str, Any]:
-        """The keyword arguments of :meth:`ProfilerBackend.generate`."""
-        return {
+        """The keyword arguments of :meth:`ProfilerBackend.generate` (the repetition controls only when set, so
+        back-ends without them keep working)."""
+        kwargs: dict[str, Any] = {
             "num_samples": self.num_samples,
             "max_new_tokens": self.max_new_tokens,
             "temperature": self.temperature,
@@ -48,6 +60,19 @@ class GenerationConfig(StrictModel):
             "do_sample": self.do_sample,
             "seed": self.seed,
         }
+        for name in REPETITION_KEYS:
+            if getattr(self, name) is not None:
+                kwargs[name] = getattr(self, name)
+        return kwargs
+
+    def describe(self) -> dict[str, Any]:
+        """The settings recorded in profile files (unset repetition controls left out, so files written before
+        they existed still resume)."""
+        out = self.model_dump(mode="json", exclude={"batch_size"})
+        for name in REPETITION_KEYS:
+            if out.get(name) is None:
+                out.pop(name, None)
+        return out
 
 
 @runtime_checkable

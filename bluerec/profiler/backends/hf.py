@@ -51,6 +51,50 @@ def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torc
         raise ValueError(f"unknown dtype {dtype!r}; allowed: {['auto', *_DTYPES]}") from None
 
 
+class CompletionRepetitionControl:
+    """A ``transformers`` logits processor against loops, acting on the *completion* only: the prompt's tokens are
+    neither penalised nor banned, so a profile may copy the titles it is shown, but may not say the same thing
+    twice. ``transformers``' own ``no_repeat_ngram_size`` / ``repetition_penalty`` count the prompt too (a
+    decoder-only model's ``input_ids`` start with it), which would forbid exactly that copying.
+
+    Args:
+        prompt_length: columns of ``input_ids`` that are prompt (left-padded batch: the same for every row).
+        no_repeat_ngram_size: an n-gram of the completion never occurs twice (``0`` = off).
+        repetition_penalty: tokens already in the completion have positive logits divided and negative ones
+            multiplied by this (``1.0`` = off).
+
+    Example::
+
+        >>> import torch
+        >>> proc = CompletionRepetitionControl(prompt_length=1, no_repeat_ngram_size=2)
+        >>> scores = proc(torch.tensor([[9, 4, 5, 4]]), torch.zeros(1, 10))
+        >>> bool(torch.isinf(scores[0, 5]))  # "4 5" occurred, so 5 may not follow the last 4 again
+        True
+    """
+
+    def __init__(self, prompt_length: int, no_repeat_ngram_size: int = 0, repetition_penalty: float = 1.0) -> None:
+        self.prompt_length = prompt_length
+        self.n = no_repeat_ngram_size
+        self.penalty = repetition_penalty
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        gen = input_ids[:, self.prompt_length :]
+        if gen.shape[1] == 0:
+            return scores
+        if self.penalty != 1.0:
+            picked = scores.gather(1, gen)
+            scores = scores.scatter(1, gen, torch.where(picked > 0, picked / self.penalty, picked * self.penalty))
+        n = self.n
+        if n > 0 and gen.shape[1] >= n:
+            rows = gen.tolist()
+            for r, toks in enumerate(rows):
+                prefix = tuple(toks[len(toks) - n + 1 :]) if n > 1 else ()
+                banned = {toks[i + n - 1] for i in range(len(toks) - n + 1) if tuple(toks[i : i + n - 1]) == prefix}
+                if banned:
+                    scores[r, list(banned)] = -float("inf")
+        return scores
+
+
 class HFProfiler:
     """A :class:`~bluerec.profiler.backends.base.ProfilerBackend` over a ``transformers`` model.
 
@@ -83,6 +127,8 @@ class HFProfiler:
             if tid is not None and tid not in stops:
                 stops.append(int(tid))
         self.stop_token_ids = stops
+        # Repetition-control defaults of this model (a known model's registry entry; see load_profiler).
+        self.generation_defaults: dict[str, Any] = {}
         self._count = token_counter(tokenizer)
         self._check_vocab()
 
@@ -181,11 +227,19 @@ class HFProfiler:
         top_p: float = 1.0,
         do_sample: bool = True,
         seed: int | None = 0,
+        no_repeat_ngram_size: int | None = None,
+        repetition_penalty: float | None = None,
     ) -> list[list[str]]:
         """``num_samples`` profiles for each chat in ``prompts_messages`` (greedy decoding repeats its one
-        answer ``num_samples`` times)."""
+        answer ``num_samples`` times). The repetition controls act within each completion only
+        (:class:`CompletionRepetitionControl`); ``None`` takes :attr:`generation_defaults`."""
         if not prompts_messages:
             return []
+        ngram = self.generation_defaults.get("no_repeat_ngram_size", 0) if no_repeat_ngram_size is None \
+            else no_repeat_ngram_size
+        penalty = self.generation_defaults.get("repetition_penalty", 1.0) if repetition_penalty is None \
+            else repetition_penalty
+        control = (int(ngram), float(penalty))
         if do_sample and temperature <= 0:
             raise ValueError("temperature must be > 0 when do_sample is true (use do_sample=False for greedy)")
         out: list[list[str]] = []
@@ -199,14 +253,17 @@ class HFProfiler:
                     torch.manual_seed(seed)
                 for start in range(0, len(prompts_messages), self.batch_size):
                     chunk = prompts_messages[start : start + self.batch_size]
-                    out.extend(self._generate_chunk(chunk, num_samples, max_new_tokens, temperature, top_p, do_sample))
+                    out.extend(self._generate_chunk(chunk, num_samples, max_new_tokens, temperature, top_p, do_sample,
+                                                    control))
         finally:
             if was_training:
                 self.model.train()
         return out
 
-    def _generate_chunk(self, chunk, num_samples, max_new_tokens, temperature, top_p, do_sample) -> list[list[str]]:
+    def _generate_chunk(self, chunk, num_samples, max_new_tokens, temperature, top_p, do_sample,
+                        control=(0, 1.0)) -> list[list[str]]:
         from transformers import GenerationConfig as HFGenerationConfig
+        from transformers import LogitsProcessorList
 
         tok = self.tokenizer
         texts = [render_prompt(m, tok) for m in chunk]
@@ -232,10 +289,14 @@ class HFProfiler:
             use_cache=True,
             **({"temperature": temperature, "top_p": top_p, "top_k": 0} if do_sample else {}),
         )
+        processors = LogitsProcessorList()
+        if control[0] > 0 or control[1] != 1.0:
+            processors.append(CompletionRepetitionControl(input_ids.shape[1], *control))
         generated = self.model.generate(
             input_ids=input_ids.to(self.device),
             attention_mask=attention_mask.to(self.device),
             generation_config=gen_cfg,
+            logits_processor=processors,
         )
         new_tokens = generated[:, input_ids.shape[1] :]
         decoded = [t.strip() for t in tok.batch_decode(new_tokens, skip_special_tokens=True)]
