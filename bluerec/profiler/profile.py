@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from bluerec.io import read_jsonl, write_jsonl_atomic
 from bluerec.profiler.backends.base import GenerationConfig, ProfilerBackend
-from bluerec.profiler.prompts import PromptConfig, fit_to_budget, history_items_for
+from bluerec.profiler.prompts import PromptConfig, context_for, fit_to_budget, history_items_for
 
 if TYPE_CHECKING:
     from bluerec.data.dataset import Example, PreparedDataset
@@ -61,7 +61,7 @@ def generation_settings(
     backend: ProfilerBackend, split: str, prompt_config: PromptConfig, gen_config: GenerationConfig
 ) -> dict[str, Any]:
     """The ``generation`` field of each row: what produced the profile (no secrets)."""
-    prompt_json = json.dumps(prompt_config.model_dump(mode="json"), sort_keys=True)
+    prompt_json = json.dumps(prompt_config.fingerprint(), sort_keys=True)
     return {
         **backend.describe(),
         **gen_config.describe(),
@@ -129,25 +129,27 @@ def plan_profiles(
 
 
 def profile_prompts(
-    backend: ProfilerBackend, dataset: "PreparedDataset", examples: list["Example"], prompt_config: PromptConfig
+    backend: ProfilerBackend, dataset: "PreparedDataset", examples: list["Example"], prompt_config: PromptConfig,
+    split: str = "test",
 ) -> list[list[dict]]:
-    """The budget-fitted prompt of each example (one code path for every engine)."""
+    """The budget-fitted prompt of each example of ``split`` (one code path for every engine); the collaborative
+    section, when on, never counts a target of ``split``."""
     return [
         fit_to_budget(history_items_for(dataset, ex, field=prompt_config.item_field), prompt_config,
-                      backend.count_tokens)
+                      backend.count_tokens, context_for(dataset, ex, prompt_config, split))
         for ex in examples
     ]
 
 
 def generate_batch(
     backend: ProfilerBackend, dataset: "PreparedDataset", examples: list["Example"], prompt_config: PromptConfig,
-    gen_config: GenerationConfig, batch_index: int,
+    gen_config: GenerationConfig, batch_index: int, split: str = "test",
 ) -> list[list[str]]:
     """The samples of one batch of users, seeded ``gen_config.seed + batch_index``."""
     kwargs = gen_config.sampling_kwargs()
     if gen_config.seed is not None:
         kwargs["seed"] = gen_config.seed + batch_index
-    return backend.generate(profile_prompts(backend, dataset, examples, prompt_config), **kwargs)
+    return backend.generate(profile_prompts(backend, dataset, examples, prompt_config, split), **kwargs)
 
 
 def write_profiles(
@@ -218,6 +220,6 @@ def generate_profiles(
     gen_config = gen_config or GenerationConfig()
     job = plan_profiles(generation_settings(backend, split, prompt_config, gen_config), dataset, split, out_path,
                         resume, max_users=max_users, user_ids=user_ids)
-    results = ((batch, generate_batch(backend, dataset, batch, prompt_config, gen_config, b))
+    results = ((batch, generate_batch(backend, dataset, batch, prompt_config, gen_config, b, split))
                for b, batch in enumerate(job.batches(gen_config.batch_size)))
     return write_profiles(job, out_path, results, gen_config, progress=progress, flush_seconds=flush_seconds)

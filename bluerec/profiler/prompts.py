@@ -12,6 +12,7 @@ items, so the most recent interests are the last to go. It never fails: an empty
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 import weakref
@@ -22,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import Field
 
 from bluerec.config import StrictModel
+from bluerec.data.transitions import TransitionConfig, TransitionTable, load_transitions
 
 if TYPE_CHECKING:  # imports only point downwards: profiler -> data
     from bluerec.data.dataset import Example, PreparedDataset
@@ -36,7 +38,30 @@ DEFAULT_INSTRUCTION = (
     "Answer in a few plain sentences."
 )
 HISTORY_HEADER = "Interaction history (oldest first, newest last):"
+CONTEXT_HEADER = "Often bought next by other shoppers after this user's latest items:"
 NO_HISTORY = "(no history)"
+
+
+class CollaborativeContext(StrictModel):
+    """An optional prompt section with what *other* users bought next: the top successors of the user's newest
+    items in the training sequences (:mod:`bluerec.data.transitions`; never a target of the split served), as
+    readable item texts after the history. The profiler decides what of it to keep; BLUE's rewards teach it.
+
+    Parameters:
+        enabled: add the section. Default ``False`` (prompts are exactly those without it).
+        header: the line that introduces the section.
+        max_items: at most this many successor items (M), deduplicated, history items removed. Default ``5``.
+        from_recent: successors of the user's N newest items, pooled (best score first). Default ``3``.
+        max_item_chars: each item text is clipped to this many characters. Default ``80``.
+        transitions: how the statistics are counted (window, decay, top-N per item).
+    """
+
+    enabled: bool = False
+    header: str = CONTEXT_HEADER
+    max_items: int = Field(5, ge=1, le=50)
+    from_recent: int = Field(3, ge=1, le=50)
+    max_item_chars: int = Field(80, ge=8)
+    transitions: TransitionConfig = Field(default_factory=TransitionConfig)
 
 
 class PromptConfig(StrictModel):
@@ -53,6 +78,9 @@ class PromptConfig(StrictModel):
         max_history_items: keep at most the N most recent items.
         max_prompt_tokens: token budget of the rendered prompt (system + user message + chat markup).
         min_item_chars: when over budget, item texts are trimmed down to this length before items are dropped.
+
+    Parameters that add context:
+        collaborative: :class:`CollaborativeContext` — other users' next items as a prompt section (off by default).
     """
 
     system_prompt: str = DEFAULT_SYSTEM_PROMPT
@@ -64,6 +92,12 @@ class PromptConfig(StrictModel):
     max_prompt_tokens: int = Field(768, ge=32)
     min_item_chars: int = Field(60, ge=8)
     item_field: Literal["text", "title"] = "text"  # which item column history_items_for uses
+    collaborative: CollaborativeContext = Field(default_factory=CollaborativeContext)
+
+    def fingerprint(self) -> dict[str, Any]:
+        """The settings that change a prompt, for hashing; a disabled section is left out, so prompts configured
+        before it existed keep their hash."""
+        return self.model_dump(mode="json", exclude=None if self.collaborative.enabled else {"collaborative"})
 
 
 @dataclass(frozen=True)
@@ -108,13 +142,17 @@ def _history_line(i: int, item: HistoryItem, config: PromptConfig, item_chars: i
     return line
 
 
-def _render(history: Sequence[HistoryItem], config: PromptConfig, item_chars: int, snippet_chars: int) -> list[dict]:
+def _render(history: Sequence[HistoryItem], config: PromptConfig, item_chars: int, snippet_chars: int,
+            context: Sequence[str] = ()) -> list[dict]:
     if history:
         lines = [_history_line(i, it, config, item_chars, snippet_chars) for i, it in enumerate(history, 1)]
         body = "\n".join(lines)
     else:
         body = NO_HISTORY
-    user = f"{HISTORY_HEADER}\n{body}\n\n{config.instruction}"
+    section = ""
+    if context:
+        section = config.collaborative.header + "\n" + "\n".join(f"- {text}" for text in context) + "\n\n"
+    user = f"{HISTORY_HEADER}\n{body}\n\n{section}{config.instruction}"
     return [{"role": "system", "content": config.system_prompt}, {"role": "user", "content": user}]
 
 
@@ -124,24 +162,34 @@ class FittedPrompt:
 
     messages: list[dict]
     item_texts: list[str]
+    context_texts: list[str] = dataclasses.field(default_factory=list)  # the collaborative section as shown
 
 
-def _shown(history: Sequence[HistoryItem], config: PromptConfig, item_chars: int, snippet_chars: int) -> FittedPrompt:
-    return FittedPrompt(_render(history, config, item_chars, snippet_chars),
-                        [clip(it.text, item_chars) for it in history])
+def _shown(history: Sequence[HistoryItem], config: PromptConfig, item_chars: int, snippet_chars: int,
+           context: Sequence[str] = ()) -> FittedPrompt:
+    return FittedPrompt(_render(history, config, item_chars, snippet_chars, context),
+                        [clip(it.text, item_chars) for it in history], list(context))
 
 
-def build_prompt(history: Sequence[HistoryItem], config: PromptConfig | None = None) -> FittedPrompt:
+def _clip_context(context: Sequence[str], config: PromptConfig) -> list[str]:
+    texts = (clip(text, config.collaborative.max_item_chars) for text in context)
+    return [text for text in dict.fromkeys(texts) if text][: config.collaborative.max_items]
+
+
+def build_prompt(history: Sequence[HistoryItem], config: PromptConfig | None = None,
+                 context: Sequence[str] = ()) -> FittedPrompt:
     """:func:`build_messages` with the item texts it shows."""
     config = config or PromptConfig()
     return _shown(list(history)[-config.max_history_items :], config, config.max_item_chars,
-                  config.review_snippet_chars)
+                  config.review_snippet_chars, _clip_context(context, config))
 
 
-def build_messages(history: Sequence[HistoryItem], config: PromptConfig | None = None) -> list[dict]:
+def build_messages(history: Sequence[HistoryItem], config: PromptConfig | None = None,
+                   context: Sequence[str] = ()) -> list[dict]:
     """System + user messages for ``history`` (oldest first). Keeps the ``max_history_items`` newest items
-    and applies the per-item character limits; no token budget (see :func:`fit_to_budget`)."""
-    return build_prompt(history, config).messages
+    and applies the per-item character limits; no token budget (see :func:`fit_to_budget`). ``context``: the
+    collaborative section's item texts (:func:`context_texts`; empty = no section)."""
+    return build_prompt(history, config, context).messages
 
 
 def messages_text(messages: Sequence[dict]) -> str:
@@ -153,16 +201,18 @@ def fit_to_budget(
     history: Sequence[HistoryItem],
     config: PromptConfig | None,
     count_tokens: Callable[[str], int],
+    context: Sequence[str] = (),
 ) -> list[dict]:
     """Messages for ``history`` whose :func:`messages_text` is at most ``config.max_prompt_tokens`` tokens
     (see :func:`fit_prompt`)."""
-    return fit_prompt(history, config, count_tokens).messages
+    return fit_prompt(history, config, count_tokens, context).messages
 
 
 def fit_prompt(
     history: Sequence[HistoryItem],
     config: PromptConfig | None,
     count_tokens: Callable[[str], int],
+    context: Sequence[str] = (),
 ) -> FittedPrompt:
     """The prompt for ``history`` whose :func:`messages_text` is at most ``config.max_prompt_tokens`` tokens.
 
@@ -170,8 +220,21 @@ def fit_prompt(
     review snippets halved; item texts at ``min_item_chars`` without reviews; then the oldest items are
     dropped (binary search for the most newest items that fit); finally the newest item's text is cut.
     Never raises: if even ``(no history)`` is over budget, that prompt is returned.
+
+    ``context`` (the collaborative section, already short: ``max_items`` texts of ``max_item_chars``) is shown in
+    every step; only when not even one history item fits beside it is it dropped, the history coming first.
     """
     config = config or PromptConfig()
+    context = _clip_context(context, config)
+    if context:
+        with_context = _fit(history, config, count_tokens, context)
+        if with_context.item_texts or not history:
+            return with_context
+    return _fit(history, config, count_tokens, [])
+
+
+def _fit(history: Sequence[HistoryItem], config: PromptConfig, count_tokens: Callable[[str], int],
+         context: list[str]) -> FittedPrompt:
     budget = config.max_prompt_tokens
     items = list(history)[-config.max_history_items :]
 
@@ -187,7 +250,7 @@ def fit_prompt(
     if (min_chars, 0) != ladder[-1]:
         ladder.append((min_chars, 0))
     for chars, snip in ladder:
-        prompt = _shown(items, config, chars, snip)
+        prompt = _shown(items, config, chars, snip, context)
         if fits(prompt.messages) or not items:
             return prompt
 
@@ -196,25 +259,25 @@ def fit_prompt(
     lo, hi = 0, len(items) - 1  # all items are known not to fit
     while lo < hi:
         k = (lo + hi + 1) // 2
-        if fits(_render(items[-k:], config, chars, snip)):
+        if fits(_render(items[-k:], config, chars, snip, context)):
             lo = k
         else:
             hi = k - 1
     if lo > 0:
-        return _shown(items[-lo:], config, chars, snip)
+        return _shown(items[-lo:], config, chars, snip, context)
 
     # Not even one compact item fits: cut the newest item's text as far as needed (or give up on it).
     newest = items[-1]
     lo_c, hi_c = 0, chars
     while lo_c < hi_c:
         c = (lo_c + hi_c + 1) // 2
-        if fits(_render([newest], config, c, 0)):
+        if fits(_render([newest], config, c, 0, context)):
             lo_c = c
         else:
             hi_c = c - 1
     if lo_c >= 8:
-        return _shown([newest], config, lo_c, 0)
-    return _shown([], config, chars, 0)
+        return _shown([newest], config, lo_c, 0, context)
+    return _shown([], config, chars, 0, context)
 
 
 def token_counter(tokenizer: Any) -> Callable[[str], int]:
@@ -344,3 +407,44 @@ def history_items_for(
         rating, review = feedback.get((example.user_id, item_id), (None, None))
         out.append(HistoryItem(text=text or "", rating=rating, review=review))
     return out
+
+
+# --- collaborative context from a prepared dataset -------------------------------------------------------
+
+_TRANSITIONS_CACHE: "weakref.WeakKeyDictionary[Any, dict[tuple[str, str], TransitionTable]]" = weakref.WeakKeyDictionary()
+
+
+def transitions_for(dataset: "PreparedDataset", split: str, config: TransitionConfig) -> TransitionTable:
+    """The transition table serving ``split``, built once per dataset object and config (in memory)."""
+    tables = _TRANSITIONS_CACHE.setdefault(dataset, {})
+    key = (split, config.model_dump_json())
+    if key not in tables:
+        tables[key] = load_transitions(dataset, split, config, cache_dir=None)
+    return tables[key]
+
+
+def context_texts(dataset: "PreparedDataset", history_ids: Sequence[str], config: PromptConfig,
+                  split: str = "test") -> list[str]:
+    """The collaborative section's item texts for a history (item ids, oldest first): the top successors of the
+    ``from_recent`` newest items, history items removed; ``[]`` when the section is off. ``split`` names the split
+    whose targets the statistics must not count (``train`` for training prompts, ``valid``/``test`` to evaluate;
+    ``test`` for live requests: every known sequence but the held-out targets)."""
+    cc = config.collaborative
+    if not cc.enabled or not history_ids:
+        return []
+    table = transitions_for(dataset, split, cc.transitions)
+    recent = list(reversed(history_ids))[: cc.from_recent]
+    items = dataset.items
+    source = items.texts if config.item_field == "text" else items.titles
+    out = []
+    for item_id, _ in table.top_successors(recent, cc.max_items, exclude=set(history_ids)):
+        i = items.index[item_id]
+        out.append(source[i] or items.texts[i])
+    return out
+
+
+def context_for(dataset: "PreparedDataset", example: "Example", config: PromptConfig, split: str) -> list[str]:
+    """:func:`context_texts` for a dataset example (its full, untruncated history)."""
+    if not config.collaborative.enabled:
+        return []
+    return context_texts(dataset, dataset.full_history(example), config, split)

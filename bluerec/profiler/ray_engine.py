@@ -101,6 +101,7 @@ class _ProfileWorker:
         self.backend = load_profiler(ProfilerConfig.model_validate(profiler))
         self.dataset = PreparedDataset(dataset_root)
         self.by_user = {ex.user_id: ex for ex in latest_per_user(self.dataset.split(split))}
+        self.split = split
         self.prompt = PromptConfig.model_validate(prompt)
         self.generation = GenerationConfig.model_validate(generation)
 
@@ -108,7 +109,8 @@ class _ProfileWorker:
         out: dict[str, list[Any]] = {"batch": [], "user_id": [], "samples": []}
         for b, users in zip(batch["batch"], batch["user_ids"], strict=True):
             examples = [self.by_user[str(u)] for u in users]
-            samples = generate_batch(self.backend, self.dataset, examples, self.prompt, self.generation, int(b))
+            samples = generate_batch(self.backend, self.dataset, examples, self.prompt, self.generation, int(b),
+                                     self.split)
             for ex, s in zip(examples, samples, strict=True):
                 out["batch"].append(int(b))
                 out["user_id"].append(ex.user_id)

@@ -43,6 +43,7 @@ from bluerec.profiler.prompts import (
     PromptConfig,
     build_prompt,
     clip,
+    context_for,
     fit_prompt,
     history_items_for,
     messages_text,
@@ -185,7 +186,8 @@ def make_warmstart_examples(
     for i in indices:
         ex = rows[i]
         history = history_items_for(dataset, ex, field=pc.item_field)
-        prompt = fit_prompt(history, pc, count_tokens) if count_tokens else build_prompt(history, pc)
+        context = context_for(dataset, ex, pc, split)
+        prompt = fit_prompt(history, pc, count_tokens, context) if count_tokens else build_prompt(history, pc, context)
         t_items = template_items_for(dataset, ex)[-pc.max_history_items :]
         j = items.index.get(ex.item_id)
         next_text = (texts[j] or items.texts[j]) if j is not None else None

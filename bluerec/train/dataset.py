@@ -24,7 +24,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from bluerec.profiler.prompts import PromptConfig, build_messages, clip, fit_to_budget, history_items_for
+from bluerec.profiler.prompts import (
+    PromptConfig,
+    build_messages,
+    clip,
+    context_for,
+    fit_to_budget,
+    history_items_for,
+)
 from bluerec.rewards import build_mc_options
 from bluerec.rewards.embedding import hash_key, sample_negatives
 from bluerec.train.config import RLDataConfig
@@ -169,10 +176,11 @@ def build_rl_dataset(
         if ex.item_id not in index:
             raise KeyError(f"{dataset.root}: train target {ex.item_id!r} of user {ex.user_id!r} is not in items")
         history = history_items_for(dataset, ex, field=prompt_config.item_field)
+        context = context_for(dataset, ex, prompt_config, "train")  # never counts the train targets it serves
         if count_tokens is not None:
-            messages = fit_to_budget(history, prompt_config, count_tokens)
+            messages = fit_to_budget(history, prompt_config, count_tokens, context)
         else:
-            messages = build_messages(history, prompt_config)
+            messages = build_messages(history, prompt_config, context)
         full_history = [str(i) for i in dataset.full_history(ex)]
         target_row = index[ex.item_id]
         exclude = {index[i] for i in full_history if i in index} | {target_row}

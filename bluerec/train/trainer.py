@@ -542,7 +542,7 @@ def train_blue(
     from bluerec.data.dataset import PreparedDataset
     from bluerec.embed import Embedder
     from bluerec.profiler.loader import load_profiler
-    from bluerec.profiler.prompts import fit_to_budget, history_items_for
+    from bluerec.profiler.prompts import context_for, fit_to_budget, history_items_for
 
     threads = torch.get_num_threads()
     if config.num_threads is not None:
@@ -589,7 +589,8 @@ def train_blue(
             examples = select_eval_examples(dataset, config.eval.num_users, config.eval.seed)
             index = dataset.items.index
             prompts = [fit_to_budget(history_items_for(dataset, ex, field=config.prompt.item_field), config.prompt,
-                                     count_tokens) for ex in examples]
+                                     count_tokens, context_for(dataset, ex, config.prompt, "valid"))
+                       for ex in examples]
             evaluator = ValidationEvaluator(
                 prompts,
                 np.asarray([index[ex.item_id] for ex in examples], dtype=np.int64),
