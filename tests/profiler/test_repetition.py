@@ -55,6 +55,8 @@ def test_generation_stops_looping_and_defaults_come_from_the_profiler(micro_dir)
     assert repeated_pairs(new_ids[-1]) > 0  # the untrained micro model loops
     controlled = prof.generate(chat, max_new_tokens=40, do_sample=False, no_repeat_ngram_size=2)[0][0]
     assert repeated_pairs(new_ids[-1]) == 0 and controlled != free
+    assert "generation_defaults" not in prof.describe()
     prof.generation_defaults = {"no_repeat_ngram_size": 2}
+    assert prof.describe()["generation_defaults"] == {"no_repeat_ngram_size": 2}  # recorded in profile files
     assert prof.generate(chat, max_new_tokens=40, do_sample=False)[0][0] == controlled
     assert prof.generate(chat, max_new_tokens=40, do_sample=False, no_repeat_ngram_size=0)[0][0] == free

@@ -212,7 +212,10 @@ class HFProfiler:
         return self._count(text)
 
     def describe(self) -> dict[str, Any]:
-        return {"backend": "hf", "model": self.name, "lora": self.lora_path}
+        out: dict[str, Any] = {"backend": "hf", "model": self.name, "lora": self.lora_path}
+        if self.generation_defaults:  # the model's repetition defaults that applied where a config left them unset
+            out["generation_defaults"] = dict(self.generation_defaults)
+        return out
 
     def render(self, messages: list[dict]) -> str:
         return render_prompt(messages, self.tokenizer)
