@@ -53,10 +53,10 @@ def serve(
             if value is not None:
                 set_dotted(data, key, value)
         settings = parse_config(ServeSettings, data, str(config or "command line"))
-        run_server(settings)
+        run_server(settings, log_level)
 
 
-def run_server(settings: Any) -> None:
+def run_server(settings: Any, log_level: str = "info") -> None:
     """Load the engine and run uvicorn until interrupted."""
     import uvicorn
 
@@ -68,4 +68,4 @@ def run_server(settings: Any) -> None:
         say(f"[yellow]listening on {settings.host}: reachable from other machines"
             f"{'' if settings.effective_api_key() else ' and no API key is set'}[/]")
     say(f"serving on http://{settings.host}:{settings.port} (OpenAPI: /docs)")
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level="info", access_log=False)
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level=log_level, access_log=False)

@@ -151,6 +151,8 @@ class ServingEngine:
             import torch
 
             torch.set_num_threads(settings.num_threads)
+        if settings.profiler is not None:
+            resolve_profiler(settings.profiler)  # a wrong name fails before minutes of loading
         catalogue = load_catalogue(settings.catalogue)
         say(f"catalogue: {len(catalogue):,} items from {catalogue.source}")
         embedder = Embedder(settings.embedder)
