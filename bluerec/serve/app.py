@@ -313,7 +313,7 @@ def create_app(engine: ServingEngine, settings: ServeSettings) -> FastAPI:
             raise ApiError(503, "this server has no profiler; send a ready profile to /v1/recommend")
         hist = check_history(body.history, engine, limits, need_known=True)
         text = await generator.submit(hist.items)
-        return ProfileResponse(profile=text, model=engine.profiler.describe(), generation=engine.generation_info() or {},
+        return ProfileResponse(profile=text, model=engine.profiler_info() or {}, generation=engine.generation_info() or {},
                                n_history_used=len(hist.items), unknown_item_ids=hist.unknown,
                                n_unknown=len(hist.unknown), request_id=_request_id(request))
 

