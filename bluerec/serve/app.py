@@ -277,7 +277,8 @@ def create_app(engine: ServingEngine, settings: ServeSettings) -> FastAPI:
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, err: StarletteHTTPException) -> JSONResponse:
         detail = err.detail if isinstance(err.detail, str) else "error"
-        return JSONResponse(_error_body(detail, [], _request_id(request)), err.status_code,
+        errors = [(("body",), detail, "parse_error")] if err.status_code == 400 else []  # e.g. JSON nested too deep
+        return JSONResponse(_error_body(detail, errors, _request_id(request)), err.status_code,
                             headers=getattr(err, "headers", None))
 
     @app.exception_handler(QueueFull)

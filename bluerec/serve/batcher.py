@@ -97,27 +97,39 @@ class MicroBatcher(Generic[T, R]):
         loop = asyncio.get_running_loop()
         future = loop.create_future()
         self._pending.append(_Pending(item, future, time.monotonic()))
-        if self._wake is None:
+        if self._task is None or self._task.done():
+            # A fresh event with each drain task: an event is bound to the loop that first waits on it.
             self._wake = asyncio.Event()
+            self._task = loop.create_task(self._drain())
         if len(self._pending) >= self.max_batch_size:
             self._wake.set()
-        if self._task is None or self._task.done():
-            self._task = loop.create_task(self._drain())
         return await future
 
     async def _drain(self) -> None:
-        """Form and run batches until nothing is waiting."""
+        """Form and run batches until nothing is waiting. Should anything here fail, every waiting request gets the
+        error: none may wait forever."""
+        try:
+            await self._drain_loop()
+        except BaseException as err:
+            pending, self._pending = self._pending, []
+            for p in pending:
+                if not p.future.done():
+                    p.future.set_exception(err if isinstance(err, Exception) else RuntimeError(f"{self.name} stopped"))
+            raise
+
+    async def _drain_loop(self) -> None:
         loop = asyncio.get_running_loop()
-        assert self._wake is not None
+        wake = self._wake
+        assert wake is not None
         while self._pending:
             deadline = self._pending[0].arrived + self.max_wait
             while len(self._pending) < self.max_batch_size:
                 timeout = deadline - time.monotonic()
                 if timeout <= 0:
                     break
-                self._wake.clear()
+                wake.clear()
                 try:
-                    await asyncio.wait_for(self._wake.wait(), timeout)
+                    await asyncio.wait_for(wake.wait(), timeout)
                 except asyncio.TimeoutError:
                     break
             batch = self._pending[: self.max_batch_size]

@@ -16,6 +16,12 @@ class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+def _not_blank(value: str | None) -> str | None:
+    if value is not None and not value.strip():
+        raise ValueError("must not be blank")
+    return value
+
+
 def _id_to_str(value: Any) -> Any:
     # JSON catalogues often use integer ids; the catalogue keys every id as a string.
     if isinstance(value, int) and not isinstance(value, bool):
@@ -28,10 +34,11 @@ class HistoryEntry(_Body):
 
     item_id: str | None = Field(None, min_length=1, description="An id of the server's catalogue.")
     text: str | None = Field(None, min_length=1, description="A free item text (for items not in the catalogue).")
-    rating: float | None = Field(None, ge=0, le=5, description="The user's rating, 0-5.")
+    rating: float | None = Field(None, ge=0, le=5, allow_inf_nan=False, description="The user's rating, 0-5.")
     review: str | None = Field(None, description="The user's review; the prompt may quote a snippet.")
 
     _ids = field_validator("item_id", mode="before")(_id_to_str)
+    _texts = field_validator("item_id", "text")(_not_blank)
 
     @model_validator(mode="after")
     def _one_of(self) -> "HistoryEntry":
@@ -58,10 +65,13 @@ class RecommendRequest(_Body):
 
     history: list[HistoryEntry] | None = Field(None, min_length=1)
     profile: str | None = Field(None, min_length=1, description="A ready profile text; skips generation.")
-    k: int | None = Field(None, description="How many items (1..max_k of the server; default: its default_k).")
-    exclude_history: bool = Field(True, description="Leave the history's catalogue items out of the results.")
+    # strict: `true` or `2.5` is a client bug, not k = 1 or 2
+    k: int | None = Field(None, strict=True, description="How many items (1..max_k of the server; default: its default_k).")
+    exclude_history: bool = Field(True, strict=True,
+                                  description="Leave the history's catalogue items out of the results.")
     candidates: list[str] | None = Field(None, min_length=1, description="Rank only these catalogue items.")
 
+    _profile = field_validator("profile")(_not_blank)
     _cands = field_validator("candidates", mode="before")(
         lambda v: [_id_to_str(x) for x in v] if isinstance(v, list) else v)
 
