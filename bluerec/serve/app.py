@@ -83,9 +83,10 @@ def _request_id(scope_or_request: Any) -> str:
 
 
 class RequestGuard:
-    """Pure ASGI middleware: gives every request an id (``X-Request-ID``, echoed when the client sent a sane one)
-    and refuses bodies over ``max_bytes`` with 413 before the app sees them (checked on ``Content-Length`` and on
-    the bytes actually received, so a chunked upload cannot get around it)."""
+    """Pure ASGI middleware: gives every request an id (``X-Request-ID``, echoed when the client sent a sane one),
+    refuses bodies over ``max_bytes`` with 413 before the app sees them (checked on ``Content-Length`` and on
+    the bytes actually received, so a chunked upload cannot get around it), and answers an unexpected failure with
+    a generic 500 (details to the log) without letting it reach the server, which would drop the connection."""
 
     def __init__(self, app: Any, max_bytes: int) -> None:
         self.app, self.max_bytes = app, max_bytes
@@ -99,8 +100,12 @@ class RequestGuard:
         rid = given if _REQUEST_ID.match(given) else uuid.uuid4().hex[:16]
         scope.setdefault("state", {})["request_id"] = rid
 
+        started = False
+
         async def send_with_id(message: dict) -> None:
+            nonlocal started
             if message["type"] == "http.response.start":
+                started = True
                 message.setdefault("headers", [])
                 message["headers"] = [*message["headers"], (b"x-request-id", rid.encode())]
             await send(message)
@@ -135,7 +140,17 @@ class RequestGuard:
                 return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
             return await receive()
 
-        await self.app(scope, replay, send_with_id)
+        try:
+            await self.app(scope, replay, send_with_id)
+        except Exception as err:  # noqa: BLE001 - answered here, so the server keeps the connection alive
+            log.error("request %s %s %s failed", rid, scope.get("method"), scope.get("path"), exc_info=err)
+            if started:
+                raise
+            body = json.dumps(_error_body("internal server error", [], rid)).encode()
+            await send_with_id({"type": "http.response.start", "status": 500,
+                                "headers": [(b"content-type", b"application/json"),
+                                            (b"content-length", str(len(body)).encode())]})
+            await send_with_id({"type": "http.response.body", "body": body})
 
     @staticmethod
     async def _reply(send: Any, status: int, detail: str, typ: str, rid: str) -> None:
@@ -286,7 +301,7 @@ def create_app(engine: ServingEngine, settings: ServeSettings) -> FastAPI:
         return JSONResponse(_error_body("server busy, retry later", [], _request_id(request)), 503,
                             headers={"Retry-After": "1"})
 
-    @app.exception_handler(Exception)
+    @app.exception_handler(Exception)  # a fallback: RequestGuard answers the app's own failures
     async def _crash(request: Request, err: Exception) -> JSONResponse:
         rid = _request_id(request)
         log.error("request %s %s %s failed", rid, request.method, request.url.path, exc_info=err)
