@@ -18,7 +18,7 @@ Example::
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
@@ -33,8 +33,7 @@ class Catalogue:
     texts: list[str]
     titles: list[str]
     source: str = ""
-    kind: str = "item_file"
-    extra: dict = field(default_factory=dict)
+    kind: str = "item_file"  # or "prepared_dataset"
 
     @cached_property
     def index(self) -> dict[str, int]:

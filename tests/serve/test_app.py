@@ -285,3 +285,13 @@ def test_a_batch_mixing_full_ranking_and_candidates_is_one_retrieval_call(make_c
     responses = _concurrent(client, 3, lambda i: bodies[i])
     assert engine.index.calls == [3]
     assert [len(r.json()["items"]) for r in responses] == [2, 2, 1]
+
+
+def test_a_full_queue_is_503_with_retry_after(item_file, make_client):
+    engine = make_engine(item_file, profiler=SpyProfiler(delay=1.0))
+    client, _ = make_client(engine=engine, batching={"max_batch_size": 1, "max_queue": 1})
+    responses = _concurrent(client, 4, lambda i: {"history": HIST, "k": 2})
+    codes = sorted(r.status_code for r in responses)
+    assert codes.count(200) >= 2 and 503 in codes  # one running, one waiting, the rest refused
+    busy = next(r for r in responses if r.status_code == 503)
+    assert busy.headers["retry-after"] == "1" and busy.json()["detail"] == "server busy, retry later"

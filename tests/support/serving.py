@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import re
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -17,14 +18,15 @@ from bluerec.serve import ItemIndex, ServingEngine, load_catalogue
 class SpyProfiler:
     """A profiler back-end whose profile is the item words of the prompt; records every generate call."""
 
-    def __init__(self, fail: bool = False) -> None:
+    def __init__(self, fail: bool = False, delay: float = 0.0) -> None:
         self.calls: list[int] = []  # batch size of each call
-        self.fail = fail
+        self.fail, self.delay = fail, delay
         self.lock = threading.Lock()
 
     def generate(self, prompts_messages, **kwargs) -> list[list[str]]:
         with self.lock:
             self.calls.append(len(prompts_messages))
+        time.sleep(self.delay)
         if self.fail:
             raise RuntimeError("secret internal detail /etc/model.bin")
         outs = []
