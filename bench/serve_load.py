@@ -300,7 +300,11 @@ def main(argv: list[str] | None = None) -> int:
         server = Server(args, dataset, profiler, batching)
         try:
             t0 = time.perf_counter()
-            server.wait_ready()
+            try:
+                server.wait_ready()
+            except RuntimeError as err:
+                console.print(f"[red]the server did not start[/]: {err}", highlight=False)
+                return 2
             say(f"  ready in {time.perf_counter() - t0:.0f}s")
             runs = [("ready", ready, args.ready_requests, args.malformed), ("generate", hist, args.generate_requests,
                                                                              args.malformed)]

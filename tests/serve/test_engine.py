@@ -98,3 +98,14 @@ def test_a_profiler_that_is_not_a_folder_is_a_clear_error(tmp_path):
     assert resolve_profiler(str(tmp_path)) == tmp_path
     with pytest.raises(FileNotFoundError, match="not a local model folder"):
         resolve_profiler("smollm2-135m-instruct")
+
+
+def test_run_prompt_config_reads_the_run_beside_or_inside_the_folder(tmp_path):
+    from bluerec.pipeline import run_prompt_config
+    from bluerec.profiler.prompts import PromptConfig
+
+    assert run_prompt_config(tmp_path) == PromptConfig()  # any other folder: the defaults
+    (tmp_path / "final").mkdir()
+    (tmp_path / "train_config.yaml").write_text(yaml.safe_dump({"prompt": {"max_history_items": 4}}))
+    assert run_prompt_config(tmp_path / "final").max_history_items == 4  # beside final/
+    assert run_prompt_config(tmp_path).max_history_items == 4  # inside the folder
