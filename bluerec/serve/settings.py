@@ -77,6 +77,13 @@ class ServeSettings(StrictModel):
         host, port: where uvicorn listens (loopback by default).
         api_key: required in the ``X-API-Key`` header when set (also read from ``$BLUEREC_API_KEY``).
         limits, batching: see :class:`LimitSettings` and :class:`BatchingSettings`.
+
+    Example::
+
+        from bluerec.serve import ServeSettings, ServingEngine, create_app
+        settings = ServeSettings(profiler="runs/blue/final", catalogue="data/prepared/beauty2014",
+                                 limits={"max_k": 50}, batching={"max_wait_ms": 5})
+        app = create_app(ServingEngine.from_settings(settings), settings)  # uvicorn.run(app, port=8000)
     """
 
     profiler: str | None = None
