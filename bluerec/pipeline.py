@@ -156,18 +156,22 @@ def profiles_for_run(profiler: Path, dataset_dir: Path, split: str, out_path: Pa
                      user_ids: Any = None, engine: Any = None, backend: str = "hf") -> Path:
     """Profiles for ``bluerec evaluate --profiler``: the prompt settings come from the run's ``train_config.yaml``
     (beside ``final/``) when there is one, so evaluation prompts match training prompts."""
-    import yaml
-
     from bluerec.data.dataset import PreparedDataset
 
-    prompt = PromptConfig()
-    for candidate in (profiler / "train_config.yaml", profiler.parent / "train_config.yaml"):
-        if candidate.exists():
-            prompt = PromptConfig.model_validate((yaml.safe_load(candidate.read_text()) or {}).get("prompt", {}))
-            break
-    return generate_profile_file(profiler, PreparedDataset(dataset_dir), split, out_path, prompt,
+    return generate_profile_file(profiler, PreparedDataset(dataset_dir), split, out_path, run_prompt_config(profiler),
                                  max_new_tokens=max_new_tokens, max_users=max_users, device=device,
                                  user_ids=user_ids, engine=engine, backend=backend)
+
+
+def run_prompt_config(profiler: Path) -> PromptConfig:
+    """The prompt settings a profiler folder was trained with: ``prompt`` of the ``train_config.yaml`` in the folder
+    or beside it (a run's ``final/``); the defaults for any other folder."""
+    import yaml
+
+    for candidate in (profiler / "train_config.yaml", profiler.parent / "train_config.yaml"):
+        if candidate.exists():
+            return PromptConfig.model_validate((yaml.safe_load(candidate.read_text()) or {}).get("prompt", {}))
+    return PromptConfig()
 
 
 def run_quickstart(config: QuickstartConfig, out: Path, say: Say) -> dict[str, Any]:

@@ -9,10 +9,11 @@ import pytest
 from bluerec.config import ConfigError, load_config
 from bluerec.data.config import PrepareConfig
 from bluerec.pipeline import QuickstartConfig
+from bluerec.serve.settings import ServeSettings
 from bluerec.train.config import BlueTrainConfig
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
-MODELS = {"data": PrepareConfig, "train": BlueTrainConfig}
+MODELS = {"data": PrepareConfig, "train": BlueTrainConfig, "serve": ServeSettings}
 
 
 @pytest.mark.parametrize("path", sorted(CONFIGS.rglob("*.yaml")), ids=lambda p: str(p.relative_to(CONFIGS)))

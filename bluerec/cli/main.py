@@ -10,6 +10,7 @@ from bluerec.cli._common import setup_logging
 from bluerec.cli.evaluate import evaluate
 from bluerec.cli.jobs import profile, quickstart, train
 from bluerec.cli.report import report
+from bluerec.cli.serve import serve
 
 app = typer.Typer(
     name="bluerec",
@@ -24,6 +25,7 @@ app.command("train")(train)
 app.command("profile")(profile)
 app.command("quickstart")(quickstart)
 app.command("report")(report)
+app.command("serve")(serve)
 
 
 @app.callback()
