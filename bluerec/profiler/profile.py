@@ -15,6 +15,8 @@ Example::
 
 from __future__ import annotations
 
+from bluerec.errors import UserError
+
 import hashlib
 import json
 import logging
@@ -99,6 +101,8 @@ def generate_profiles(
     ``gen_config.batch_size`` users are seeded ``seed + batch index``. ``progress(done, total)`` is
     called after each batch.
     """
+    if max_users is not None and max_users < 1:  # users[:-5] would silently drop five users, [:0] write nothing
+        raise UserError(f"max_users must be >= 1, got {max_users}")
     prompt_config = prompt_config or PromptConfig()
     gen_config = gen_config or GenerationConfig()
     out_path = Path(out_path)
