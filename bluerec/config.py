@@ -89,6 +89,10 @@ def load_config(model: type[T], path: str | Path, overrides: dict[str, Any] | No
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(f"config file not found: {path}") from None
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{path}: not a YAML text file (byte {err.start} is not UTF-8)") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a folder, not a YAML config file") from None
     try:
         data = yaml.safe_load(text) or {}
     except yaml.YAMLError as err:

@@ -7,7 +7,7 @@ from typing import Any, Optional
 
 import typer
 
-from bluerec.cli._common import console, friendly_errors, say
+from bluerec.cli._common import check_at_least, console, friendly_errors, say, warn
 
 
 def evaluate(
@@ -28,10 +28,31 @@ def evaluate(
 ) -> None:
     """Rank every item for each user's held-out next item and report NDCG@K, Recall@K and MRR."""
     from bluerec.config import load_config, parse_config
-    from bluerec.eval.evaluator import EvalConfig, print_summary
-    from bluerec.eval.run import EvaluateConfig, EvaluationRun, print_intervals, select_examples
+    from bluerec.errors import UserError
+    from bluerec.io import check_output, output_lock, remove_stale_siblings
 
     with friendly_errors():
+        # Checks before work — and before importing the retrieval stack (seconds): option ranges and choices,
+        # a writable output, a readable dataset and an existing model; not after the metrics are computed.
+        check_at_least("--max-users", max_users)
+        check_at_least("--history-items", history_items)
+        for p in protocol or []:
+            if p not in ("full", "sampled"):
+                raise UserError(f"--protocol {p!r}: expected one of 'full', 'sampled'")
+        if split not in ("valid", "test"):
+            raise UserError(f"--split {split!r}: expected one of 'valid', 'test'")
+        check_output(out)
+        if dataset is not None:
+            from bluerec.data.dataset import PreparedDataset
+
+            PreparedDataset(dataset).check()
+        if profiler is not None:
+            from bluerec.profiler.source import check_model_source
+
+            check_model_source(str(profiler), option="--profiler")
+        from bluerec.eval.evaluator import EvalConfig, print_summary
+        from bluerec.eval.run import EvaluateConfig, EvaluationRun, print_intervals, select_examples
+
         data: dict[str, Any] = {}
         if config is not None:
             data = load_config(EvaluateConfig, config).model_dump(exclude_unset=True)
@@ -60,16 +81,24 @@ def evaluate(
             if resamples is not None:
                 data["intervals"]["n_resamples"] = resamples
         cfg = parse_config(EvaluateConfig, data, str(config or "command line"))
-        if profiler is not None:
-            from bluerec.data.dataset import PreparedDataset
-            from bluerec.pipeline import profiles_for_run
+        for name, path in cfg.profiles.items():
+            if name == "profiler" and profiler is not None:
+                continue  # written below
+            if not Path(path).is_file():
+                raise UserError(f"--profiles {name}={path}: file not found; give the profiles JSONL of `bluerec profile`")
+        with output_lock(out):
+            remove_stale_siblings(out, say)
+            if profiler is not None:
+                from bluerec.data.dataset import PreparedDataset
+                from bluerec.pipeline import profiles_for_run
 
-            # Only the evaluated users are profiled (resumable: a later, larger sample adds the missing ones).
-            users = [ex.user_id for ex in select_examples(PreparedDataset(cfg.dataset), cfg.split, cfg.max_users, cfg.seed)]
-            cfg.profiles["profiler"] = profiles_for_run(profiler, cfg.dataset, cfg.split, out / "profiler_profiles.jsonl",
-                                                        user_ids=users)
-        run = EvaluationRun(cfg, say=say)
-        summary = run.run_all(out)
+                # Only the evaluated users are profiled (resumable: a later, larger sample adds the missing ones).
+                users = [ex.user_id for ex in
+                         select_examples(PreparedDataset(cfg.dataset), cfg.split, cfg.max_users, cfg.seed)]
+                cfg.profiles["profiler"] = profiles_for_run(profiler, cfg.dataset, cfg.split,
+                                                            out / "profiler_profiles.jsonl", user_ids=users)
+            run = EvaluationRun(cfg, say=say, warn=warn)
+            summary = run.run_all(out)
     by_protocol = {f"{m} ({p})": metrics for m, r in summary["results"].items() for p, metrics in r.items()}
     print_summary({k: {n: v for n, v in m.items() if n in ("ndcg@10", "recall@10", "mrr")} for k, m in by_protocol.items()},
                   title=f"{summary['split']} users: {summary['n_users']:,}, items: {summary['n_items']:,}", console=console)

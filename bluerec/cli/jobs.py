@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from bluerec.cli._common import console, friendly_errors, say
+from bluerec.cli._common import check_at_least, console, friendly_errors, say
 
 
 def train(
@@ -21,14 +21,19 @@ def train(
     from bluerec.train.config import BlueTrainConfig
     from bluerec.train.trainer import train_blue
 
+    from bluerec.io import check_output, output_lock
+
     overrides = {}
     if max_steps is not None:
         overrides["grpo.max_steps"] = max_steps
     if output_dir is not None:
         overrides["output_dir"] = str(output_dir)
     with friendly_errors():
+        check_at_least("--max-steps", max_steps)
         cfg = load_config(BlueTrainConfig, config, overrides)
-        result = train_blue(cfg, resume=resume)
+        check_output(cfg.output_dir, option="output_dir")
+        with output_lock(cfg.output_dir):
+            result = train_blue(cfg, resume=resume)
     say(f"trained to step {result.global_step} in {result.seconds:.0f}s; profiler saved to {result.final_dir}")
     if result.last_eval:
         say("last validation: " + ", ".join(f"{k}={v:.4f}" for k, v in result.last_eval.items()
@@ -51,29 +56,42 @@ def profile(
     ray_address: Optional[str] = typer.Option(None, help="--engine ray: an existing cluster ('auto', 'ray://host:10001'); default: a local instance."),
 ) -> None:
     """Write one greedy profile per user as JSONL; only users missing from an existing file are generated."""
-    from bluerec.pipeline import profiles_for_run
+    from bluerec.data.dataset import PreparedDataset
+    from bluerec.errors import UserError
+    from bluerec.io import check_output, output_lock
+    from bluerec.profiler.source import check_model_source
 
     if backend not in ("hf", "vllm"):
         raise typer.BadParameter(f"{backend!r}; allowed: hf, vllm", param_hint="--backend")
     if engine not in ("local", "ray"):
         raise typer.BadParameter(f"{engine!r}; allowed: local, ray", param_hint="--engine")
     with friendly_errors():
+        # Checks before work: ranges, the output, the dataset and the model — before loading any weights.
+        check_at_least("--max-users", max_users)
+        check_at_least("--max-new-tokens", max_new_tokens)
+        if split not in ("train", "valid", "test"):
+            raise UserError(f"--split {split!r}: expected one of train, valid, test")
+        check_output(out, kind="file")
+        PreparedDataset(dataset).check()
+        check_model_source(profiler)
         ray_engine = None
         if engine == "ray":
             from bluerec.profiler.ray_engine import RayEngineConfig
 
             ray_engine = RayEngineConfig(num_workers=workers, num_cpus_per_worker=cpus_per_worker,
                                          num_gpus_per_worker=gpus_per_worker, address=ray_address)
-        if Path(profiler).exists():  # a local run: its own prompt settings come from train_config.yaml
-            profiles_for_run(Path(profiler), dataset, split, out, max_users=max_users, max_new_tokens=max_new_tokens,
-                             device=device, engine=ray_engine, backend=backend)
-        else:  # a known model name (fetched on first use) or a hub id: default prompts
-            from bluerec.data.dataset import PreparedDataset
-            from bluerec.pipeline import generate_profile_file
-            from bluerec.profiler.prompts import PromptConfig
+        with output_lock(out):
+            if Path(profiler).exists():  # a local run: its own prompt settings come from train_config.yaml
+                from bluerec.pipeline import profiles_for_run
 
-            generate_profile_file(profiler, PreparedDataset(dataset), split, out, PromptConfig(), max_new_tokens,
-                                  max_users, device=device, engine=ray_engine, backend=backend)
+                profiles_for_run(Path(profiler), dataset, split, out, max_users=max_users,
+                                 max_new_tokens=max_new_tokens, device=device, engine=ray_engine, backend=backend)
+            else:  # a known model name (fetched on first use) or a hub id: default prompts
+                from bluerec.pipeline import generate_profile_file
+                from bluerec.profiler.prompts import PromptConfig
+
+                generate_profile_file(profiler, PreparedDataset(dataset), split, out, PromptConfig(),
+                                      max_new_tokens, max_users, device=device, engine=ray_engine, backend=backend)
     say(f"profiles in {out}")
 
 
@@ -85,9 +103,13 @@ def quickstart(
     from bluerec.config import load_config
     from bluerec.pipeline import QuickstartConfig, run_quickstart
 
+    from bluerec.io import check_output, output_lock
+
     with friendly_errors():
         cfg = load_config(QuickstartConfig, config) if config else QuickstartConfig()
-        summary = run_quickstart(cfg, out, say=lambda m: console.print(m, highlight=False))
+        check_output(out)
+        with output_lock(out):
+            summary = run_quickstart(cfg, out, say=lambda m: console.print(m, highlight=False))
     from bluerec.eval.evaluator import print_summary
 
     rows = {m: {f"{p} {k}": v for p, metrics in r.items() for k, v in metrics.items() if k in ("ndcg@10", "recall@10")}

@@ -5,7 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+import re
+
+from pydantic import Field, field_validator, model_validator
 
 from bluerec.config import StrictModel
 from bluerec.data.errors import OnError
@@ -54,6 +56,17 @@ class ItemTextConfig(StrictModel):
     max_part_chars: int = Field(200, ge=16)
     max_chars: int = Field(512, ge=16)
 
+    @field_validator("template")
+    @classmethod
+    def _check_template(cls, value: str) -> str:
+        from bluerec.data.itemtext import parse_template  # imported here: itemtext imports this module
+
+        try:
+            parse_template(value)
+        except ValueError as err:  # a bad placeholder is found when the config loads, not mid-prepare
+            raise ValueError(str(err).removeprefix("item_text.template: ")) from None
+        return value
+
 
 class PrepareConfig(StrictModel):
     """Everything ``bluerec data prepare`` does, in order: read → dedupe → k-core → order → split → render."""
@@ -69,3 +82,13 @@ class PrepareConfig(StrictModel):
     memory_limit: str = "1GB"  # DuckDB memory limit; larger inputs spill to disk
     temp_directory: Path | None = None  # where DuckDB spills (default: a scratch folder beside the output)
     threads: int = Field(2, ge=1)
+
+    @field_validator("memory_limit")
+    @classmethod
+    def _check_memory_limit(cls, value: str) -> str:
+        if not _MEMORY.match(value):
+            raise ValueError("expected an amount of memory such as '1GB', '512MB' or '2GiB'")
+        return value.strip()
+
+
+_MEMORY = re.compile(r"^\s*\d+(\.\d+)?\s*(B|[KMGT]i?B)\s*$", re.IGNORECASE)

@@ -37,9 +37,8 @@ and is not a prepared dataset is never replaced.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
-import shutil
-import tempfile
 import time
 import uuid
 from collections.abc import Callable
@@ -50,9 +49,11 @@ from bluerec.data.config import PrepareConfig, SourceConfig
 from bluerec.data.errors import DataError, SkipReport
 from bluerec.data.itemtext import render_items_table
 from bluerec.data.schema import FORMAT_VERSION, SPLITS
-from bluerec.io import write_json_atomic
+from bluerec.io import (check_output, make_temp_dir, output_lock, remove_stale_siblings, remove_tree,
+                        write_json_atomic)
 
 Progress = Callable[[str], None]
+logger = logging.getLogger(__name__)
 
 ORDER_TIE_BREAK = "timestamp, source_order, item_id"
 PARQUET_OPTIONS = "FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 122880"
@@ -133,7 +134,9 @@ def _swap_into_place(tmp: Path, out_dir: Path) -> None:
         except BaseException:
             os.replace(old, out_dir)
             raise
-        shutil.rmtree(old, ignore_errors=True)
+        if not remove_tree(old):  # read-only parts are made writable first; if even that fails, say so
+            logger.warning("the previous %s was replaced but %s could not be deleted; the next run removes it",
+                           out_dir, old)
     else:
         os.replace(tmp, out_dir)
 
@@ -153,16 +156,25 @@ def configure_connection(con: Any, config: PrepareConfig, temp_directory: Path |
 def prepare_dataset(config: PrepareConfig, out_dir: str | Path, *, progress: Progress | None = None) -> dict[str, Any]:
     """Read the sources of ``config``, prepare them and write the dataset folder ``out_dir``.
 
-    Returns the manifest. Raises :class:`DataError` for bad input (or counts it under ``on_error: skip``)."""
+    Returns the manifest. Raises :class:`DataError` for bad input (or counts it under ``on_error: skip``).
+    Refuses at once when another run holds the lock on ``out_dir``, and first removes the hidden work
+    folders a killed run left beside it."""
+    out_dir = Path(out_dir)
+    check_out_dir(out_dir)
+    check_output(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    say = progress or (lambda _msg: None)
+    with output_lock(out_dir):  # a second prepare into the same folder is refused, naming this one
+        remove_stale_siblings(out_dir, say)  # work folders of killed runs: no live process owns them now
+        return _prepare_locked(config, out_dir, say, progress)
+
+
+def _prepare_locked(config: PrepareConfig, out_dir: Path, say: Progress, progress: Progress | None) -> dict[str, Any]:
     import duckdb
 
     from bluerec.data.readers import stage_source  # imported lazily: readers are a separate module
 
-    out_dir = Path(out_dir)
-    check_out_dir(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    say = progress or (lambda _msg: None)
-    work = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.work-", dir=out_dir.parent))
+    work = make_temp_dir(f".{out_dir.name}.work-", out_dir.parent)
     report = SkipReport()
     con = None
     try:
@@ -177,7 +189,7 @@ def prepare_dataset(config: PrepareConfig, out_dir: str | Path, *, progress: Pro
     finally:
         if con is not None:
             con.close()
-        shutil.rmtree(work, ignore_errors=True)
+        remove_tree(work)
 
 
 def prepare_from_staged(
@@ -195,7 +207,7 @@ def prepare_from_staged(
     check_out_dir(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     say = progress or (lambda _msg: None)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+    tmp = make_temp_dir(f".{out_dir.name}.tmp-", out_dir.parent)
     try:
         counts = _run(con, config, tmp, say)
         say("hashing source files")
@@ -213,7 +225,7 @@ def prepare_from_staged(
         say(f"wrote {out_dir}")
         return manifest
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        remove_tree(tmp)
         for name in _TABLES:
             try:
                 con.execute(f"DROP TABLE IF EXISTS {_t(name)}")

@@ -405,6 +405,39 @@ def full_ranks(
     return retriever.rank_targets(queries, targets, exclude if exclude_history else None, top_n=top_n)
 
 
+def eligible_negative_counts(
+    n_items: int,
+    targets: np.ndarray | Sequence[int],
+    exclude: ExcludeLists | None,
+    *,
+    popularity: np.ndarray | None = None,
+) -> np.ndarray:
+    """How many items :func:`sample_negatives` may draw from for each query: the items with positive
+    weight (all, when ``popularity`` is None), less the excluded ones and the target. Cheap (no scoring), so
+    a run can check its sampled protocol before any ranking work.
+
+    Example:
+        >>> eligible_negative_counts(10, [0, 1], [[2, 3], []]).tolist()
+        [7, 9]
+    """
+    t = _check_targets(targets, len(targets), n_items)
+    n = t.shape[0]
+    csr = _build_csr(exclude, n, n_items, keep=t)
+    eligible = _eligible(n_items, popularity)
+    owner = np.repeat(np.arange(n), csr.counts)
+    lost = np.bincount(owner, weights=eligible[csr.cols], minlength=n).astype(np.int64) + eligible[t]
+    return int(eligible.sum()) - lost
+
+
+def _eligible(n_items: int, popularity: np.ndarray | None) -> np.ndarray:
+    if popularity is None:
+        return np.ones(n_items, dtype=bool)
+    weights = np.asarray(popularity, dtype=np.float64).reshape(-1)
+    if weights.shape[0] != n_items or not np.all(np.isfinite(weights)) or weights.min() < 0:
+        raise ValueError(f"popularity must hold {n_items} finite non-negative weights")
+    return weights > 0
+
+
 def sample_negatives(
     n_items: int,
     targets: np.ndarray | Sequence[int],

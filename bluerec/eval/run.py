@@ -25,6 +25,7 @@ each reference method (:class:`IntervalConfig`; default references: ``last_item`
 from __future__ import annotations
 
 import logging
+import os
 import re
 import time
 from collections.abc import Callable
@@ -40,9 +41,12 @@ from bluerec.data.errors import DataError
 from bluerec.data.transitions import TransitionConfig
 from bluerec.embed import Embedder, EmbedderConfig, embed_items
 from bluerec.eval.baselines import BASELINES, Queries, baseline_queries, text_queries
+from bluerec.errors import UserError
 from bluerec.eval.bootstrap import bootstrap_mean_intervals
 from bluerec.eval.evaluator import EvalConfig, EvalResult, RetrievalEvaluator, save_user_results
-from bluerec.io import read_jsonl, write_json_atomic, write_jsonl_atomic, write_text_atomic
+from bluerec.eval.retrieval import eligible_negative_counts
+from bluerec.io import (make_temp_dir, output_lock, read_jsonl, remove_stale_siblings, remove_tree, write_json_atomic,
+                        write_jsonl_atomic, write_text_atomic)
 
 logger = logging.getLogger(__name__)
 
@@ -96,7 +100,11 @@ class EvaluateConfig(StrictModel):
         seed: seed of that user sample and of the bootstrap resamples (default 0).
         transitions: how the successor baselines count other users' transitions.
         successors: how many top successors ``successor_mean`` averages with the last item.
-        protocols: the ranking protocols (default: full ranking, and 100 sampled candidates).
+        protocols: the ranking protocols (default: full ranking, and 100 sampled candidates). When some
+            user has fewer eligible negatives than a sampled protocol asks for (a small catalogue), the run
+            stops at once with the numbers if the protocols were given; with the default protocols it uses the
+            largest count every user has (the same for all users, so methods stay comparable), says so, and
+            records it in ``summary.json``.
         intervals: the paired bootstrap intervals against reference methods (:class:`IntervalConfig`).
     """
 
@@ -147,29 +155,61 @@ class EvaluationRun:
     """Shared state of one evaluation: dataset, examples, embedder, item matrix and one evaluator per protocol."""
 
     def __init__(self, config: EvaluateConfig, embedder: Embedder | None = None,
-                 say: Callable[[str], None] | None = None):
+                 say: Callable[[str], None] | None = None, warn: Callable[[str], None] | None = None):
         self.config = config
         self.say = say or (lambda msg: logger.info(msg))
+        self.warn = warn or (lambda msg: logger.warning(msg))
         self.dataset = PreparedDataset(config.dataset)
         self.n_split_users = len(self.dataset.split(config.split))
         self.examples = select_examples(self.dataset, config.split, config.max_users, config.seed)
-        self.embedder = embedder or Embedder(config.embedder)
         items = self.dataset.items
-        self.say(f"embedding {len(items):,} items with {self.embedder.model_id}")
-        self.item_emb = embed_items(self.embedder, items.ids, items.texts, cache_dir=config.cache_dir)
         index = items.index
         targets = np.asarray([index[ex.item_id] for ex in self.examples], dtype=np.int64)
         exclude = [np.asarray([index[i] for i in self.dataset.full_history(ex)], dtype=np.int64) for ex in self.examples]
+        self._fit_sampled_protocols(targets, exclude, len(items), items.popularity)  # before any heavy work
+        self.embedder = embedder or Embedder(config.embedder)
+        self.say(f"embedding {len(items):,} items with {self.embedder.model_id}")
+        self.item_emb = embed_items(self.embedder, items.ids, items.texts, cache_dir=config.cache_dir)
         user_ids = [ex.user_id for ex in self.examples]
         # One evaluator per protocol, shared by every method: identical sampled negatives for all of them.
         self.evaluators = {
             p.protocol: RetrievalEvaluator(self.item_emb, targets, exclude, p, item_ids=items.ids,
                                            user_ids=user_ids, item_popularity=items.popularity)
-            for p in config.protocols
+            for p in self.config.protocols
         }
         self.results: dict[str, dict[str, EvalResult]] = {}
         self.texts: dict[str, list[str]] = {}
         self._intervals: tuple[tuple[str, ...], dict[str, Any]] | None = None  # (methods it covers, result)
+
+    def _fit_sampled_protocols(self, targets: np.ndarray, exclude: list[np.ndarray], n_items: int,
+                               popularity: np.ndarray) -> None:
+        """Check each sampled protocol against the catalogue (see :class:`EvaluateConfig`)."""
+        explicit = "protocols" in self.config.model_fields_set
+        fitted: list[EvalConfig] = []
+        for p in self.config.protocols:
+            if p.protocol != "sampled" or not len(targets):
+                fitted.append(p)
+                continue
+            pool = eligible_negative_counts(n_items, targets, exclude if p.exclude_history else None,
+                                            popularity=popularity if p.negative_sampling == "popularity" else None)
+            short = int((pool < p.num_negatives).sum())
+            if not short:
+                fitted.append(p)
+                continue
+            fewest = int(pool.min())
+            numbers = (f"sampled protocol: {short:,} of {len(pool):,} {self.config.split} users have fewer than "
+                       f"num_negatives={p.num_negatives} eligible negative items in a catalogue of {n_items:,} items "
+                       f"(fewest: {fewest}, user {self.examples[int(pool.argmin())].user_id!r})")
+            if explicit:
+                raise UserError(f"{numbers}; set num_negatives <= {fewest} for this protocol in the config, "
+                                "or use --protocol full")
+            if fewest < 1:
+                self.warn(f"{numbers}; the sampled protocol is left out of this run")
+                continue
+            self.warn(f"{numbers}; using {fewest} negatives for every user instead (recorded in summary.json)")
+            fitted.append(p.model_copy(update={"num_negatives": fewest}))
+        if fitted != list(self.config.protocols):
+            self.config = self.config.model_copy(update={"protocols": fitted})
 
     def queries(self, method: str) -> Queries:
         if method in self.config.profiles:
@@ -276,17 +316,34 @@ class EvaluationRun:
         }
 
     def save(self, out_dir: str | Path) -> Path:
-        """Write per-user results, profile texts, ``summary.json`` and ``summary.md`` into ``out_dir``."""
+        """Write per-user results, profile texts, ``summary.json`` and ``summary.md`` into ``out_dir``.
+
+        Everything is first written to a hidden folder beside ``out_dir`` and moved in only when all of it
+        was written, so a failure (a full disk) leaves the previous results as they were, never a mix."""
         out = Path(out_dir)
-        for method, by_protocol in self.results.items():
-            for protocol, result in by_protocol.items():
-                save_user_results(result, out / "users" / f"{method}.{protocol}.parquet")
-        for method, texts in self.texts.items():
-            write_jsonl_atomic(out / "profiles" / f"{method}.jsonl",
-                               ({"user_id": ex.user_id, "profile": t} for ex, t in zip(self.examples, texts)))
-        summary = self.summary()
-        write_json_atomic(out / "summary.json", summary)
-        write_text_atomic(out / "summary.md", markdown_table(summary["results"]) + intervals_markdown(summary))
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with output_lock(out):
+            remove_stale_siblings(out)
+            stage = make_temp_dir(f".{out.name}.tmp-", out.parent)
+            try:
+                for method, by_protocol in self.results.items():
+                    for protocol, result in by_protocol.items():
+                        save_user_results(result, stage / "users" / f"{method}.{protocol}.parquet")
+                for method, texts in self.texts.items():
+                    write_jsonl_atomic(stage / "profiles" / f"{method}.jsonl",
+                                       ({"user_id": ex.user_id, "profile": t} for ex, t in zip(self.examples, texts)))
+                summary = self.summary()
+                write_json_atomic(stage / "summary.json", summary)
+                write_text_atomic(stage / "summary.md", markdown_table(summary["results"]) + intervals_markdown(summary))
+                out.mkdir(exist_ok=True)
+                # summary.json last: a reader that sees the new summary finds the new per-user files beside it
+                files = sorted((p for p in stage.rglob("*") if p.is_file()), key=lambda p: p.name == "summary.json")
+                for path in files:
+                    dest = out / path.relative_to(stage)
+                    dest.parent.mkdir(parents=True, exist_ok=True)
+                    os.replace(path, dest)
+            finally:
+                remove_tree(stage)
         return out
 
 

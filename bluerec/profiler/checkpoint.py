@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
+
+from bluerec.io import make_temp_dir
 
 
 def save_pretrained_atomic(model: Any, tokenizer: Any | None, out_dir: str | Path) -> Path:
@@ -15,7 +16,7 @@ def save_pretrained_atomic(model: Any, tokenizer: Any | None, out_dir: str | Pat
     swap it onto ``out_dir`` (a previous folder there is replaced). Returns ``out_dir``."""
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
+    tmp = make_temp_dir(f".{out_dir.name}.tmp-", out_dir.parent)  # mode per umask, not mkdtemp's 0700
     old: Path | None = None
     try:
         model.save_pretrained(tmp)

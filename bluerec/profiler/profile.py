@@ -15,6 +15,8 @@ Example::
 
 from __future__ import annotations
 
+from bluerec.errors import UserError
+
 import hashlib
 import json
 import logging
@@ -105,6 +107,8 @@ def plan_profiles(
     error); ``max_users`` then keeps the first N. ``resume`` keeps the rows of an existing file (raising if it was
     written with other ``settings``); ``resume=False`` starts over.
     """
+    if max_users is not None and max_users < 1:  # users[:-5] would silently drop five users, [:0] write nothing
+        raise UserError(f"max_users must be >= 1, got {max_users}")
     out_path = Path(out_path)
     users = latest_per_user(dataset.split(split))
     if user_ids is not None:

@@ -320,11 +320,16 @@ def render_report(run: RunData) -> str:
             "</footer></main></body></html>\n")
 
 
-def write_report(run_dir: Path, out: Path | None = None) -> Path:
-    """Write the HTML report for ``run_dir`` (default ``<run_dir>/report.html``) atomically; return its path."""
+def write_report(run_dir: Path, out: Path | None = None, say: Any = None) -> Path:
+    """Write the HTML report for ``run_dir`` (default ``<run_dir>/report.html``) atomically; return its path.
+    ``say`` hears how many unreadable lines were skipped, per file."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise FileNotFoundError(f"run folder not found: {run_dir}")
     target = Path(out) if out is not None else run_dir / "report.html"
-    write_text_atomic(target, render_report(load_run(run_dir)))
+    run = load_run(run_dir)
+    write_text_atomic(target, render_report(run))
+    for name, n in run.skipped.items():
+        if say is not None:
+            say(f"skipped {n} unreadable line(s) in {run_dir / name}")
     return target

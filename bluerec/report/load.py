@@ -4,14 +4,16 @@ becomes ``None`` plus a human-readable reason, never an exception, so the report
 from __future__ import annotations
 
 import json
+import logging
 import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bluerec.io import read_jsonl
+from bluerec.io import read_jsonl, read_jsonl_tolerant
 
+logger = logging.getLogger(__name__)
 _COMPONENT = re.compile(r"^rewards/(.+)/mean$")
 
 
@@ -25,6 +27,7 @@ class TrainCurves:
     eval_steps: list[float] = field(default_factory=list)
     eval_ndcg: list[float] = field(default_factory=list)
     eval_metric: str = "eval/ndcg@10"
+    skipped_lines: int = 0  # unreadable lines of metrics.jsonl left out
 
 
 @dataclass
@@ -38,6 +41,7 @@ class RunData:
     # method → user id → per-user row (full protocol) for the example users
     user_rows: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
     profiles: dict[str, dict[str, str]] = field(default_factory=dict)  # method → user id → profile text
+    skipped: dict[str, int] = field(default_factory=dict)  # file (relative to run_dir) → unreadable lines skipped
 
     @property
     def examples(self) -> list[dict[str, Any]]:
@@ -54,9 +58,13 @@ def _finite(v: Any) -> float:
 
 
 def read_results(run_dir: Path) -> tuple[dict[str, Any] | None, str]:
+    """``results.json`` of a quick-start run, or else ``summary.json`` of a ``bluerec evaluate`` folder
+    (same ``results`` layout: method → protocol → metrics)."""
     path = run_dir / "results.json"
+    if not path.is_file() and (run_dir / "summary.json").is_file():
+        path = run_dir / "summary.json"
     if not path.is_file():
-        return None, f"no {path.name} in this run"
+        return None, "no results.json (quick start) or summary.json (evaluate) in this folder"
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as err:
@@ -66,14 +74,20 @@ def read_results(run_dir: Path) -> tuple[dict[str, Any] | None, str]:
     return data, ""
 
 
-def read_curves(run_dir: Path) -> tuple[TrainCurves | None, str]:
+def read_curves(run_dir: Path, skipped: dict[str, int] | None = None) -> tuple[TrainCurves | None, str]:
+    """Training curves of ``train/metrics.jsonl``; unreadable lines are left out and counted in ``skipped``."""
     path = run_dir / "train" / "metrics.jsonl"
     if not path.is_file():
         return None, "no train/metrics.jsonl in this run (BLUE was not trained here)"
     try:
-        rows = read_jsonl(path, skip_unreadable=True)
+        rows, n_skipped = read_jsonl_tolerant(path)
     except OSError as err:
         return None, f"train/metrics.jsonl could not be read ({err})"
+    if n_skipped:
+        if skipped is not None:
+            skipped["train/metrics.jsonl"] = n_skipped
+        logger.info("train/metrics.jsonl: skipped %d unreadable line(s) of %d", n_skipped, n_skipped + len(rows))
+    skip_note = f" ({n_skipped} unreadable line(s) of train/metrics.jsonl skipped)" if n_skipped else ""
 
     train: dict[float, dict[str, Any]] = {}  # step → row; a resumed run's later row for a step wins
     evals: dict[float, float] = {}
@@ -106,9 +120,10 @@ def read_curves(run_dir: Path) -> tuple[TrainCurves | None, str]:
     for step in sorted(evals):
         curves.eval_steps.append(step)
         curves.eval_ndcg.append(evals[step])
+    curves.skipped_lines = n_skipped
     if not curves.steps and not curves.eval_steps:
-        return None, "train/metrics.jsonl has no training or validation rows yet"
-    return curves, ""
+        return None, "train/metrics.jsonl has no training or validation rows yet" + skip_note
+    return curves, skip_note.strip(" ()")
 
 
 def _data_dir(run_dir: Path, results: dict[str, Any] | None) -> Path | None:
@@ -136,8 +151,11 @@ def read_titles(run_dir: Path, results: dict[str, Any] | None) -> dict[str, str]
 
 
 def read_user_rows(run_dir: Path, method: str, user_ids: list[str], protocol: str = "full") -> dict[str, dict[str, Any]]:
-    """Per-user rows of ``eval/users/<method>.<protocol>.parquet`` (or ``.jsonl``) for ``user_ids``."""
+    """Per-user rows of ``eval/users/<method>.<protocol>.parquet`` (or ``.jsonl``; ``users/`` directly in an
+    ``evaluate`` folder) for ``user_ids``."""
     base = run_dir / "eval" / "users"
+    if not base.is_dir() and (run_dir / "users").is_dir():
+        base = run_dir / "users"
     wanted = set(user_ids)
     out: dict[str, dict[str, Any]] = {}
     parquet, jsonl = base / f"{method}.{protocol}.parquet", base / f"{method}.{protocol}.jsonl"
@@ -183,7 +201,7 @@ def read_profiles(run_dir: Path, method: str, user_ids: list[str]) -> dict[str, 
 def load_run(run_dir: Path) -> RunData:
     run = RunData(run_dir=run_dir)
     run.results, run.results_note = read_results(run_dir)
-    run.curves, run.curves_note = read_curves(run_dir)
+    run.curves, run.curves_note = read_curves(run_dir, run.skipped)
     examples = run.examples
     if examples:
         run.titles = read_titles(run_dir, run.results)

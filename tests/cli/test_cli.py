@@ -11,6 +11,13 @@ from typer.testing import CliRunner
 
 from bluerec.cli.main import app
 
+
+@pytest.fixture(autouse=True)
+def _toy_timestamps(monkeypatch):
+    """These fixtures use toy timestamps (1, 2, 1000 ms); the sane-window check has its own tests
+    (tests/data/test_value_ranges.py), so it is turned off here."""
+    monkeypatch.setattr("bluerec.data.readers._engine.timestamp_checks", lambda unit="ms": ())
+
 runner = CliRunner()
 
 

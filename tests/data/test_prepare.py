@@ -34,6 +34,13 @@ from bluerec.data.schema import (
     STAGED_ITEMS_DDL,
 )
 
+
+@pytest.fixture(autouse=True)
+def _toy_timestamps(monkeypatch):
+    """These fixtures use toy timestamps (1, 2, 1000 ms); the sane-window check has its own tests
+    (tests/data/test_value_ranges.py), so it is turned off here."""
+    monkeypatch.setattr("bluerec.data.readers._engine.timestamp_checks", lambda unit="ms": ())
+
 HAVE_READERS = importlib.util.find_spec("bluerec.data.readers") is not None
 SPLIT_COLUMNS = ["user_id", "item_id", "timestamp", "rating", "seq", "history", "history_len"]
 INTERACTIONS_PARQUET_COLUMNS = [

@@ -19,6 +19,13 @@ from bluerec.data.errors import DataError, SkipReport
 from bluerec.data.readers import _engine, stage_source
 from bluerec.data.schema import INTERACTION_COLUMNS, ITEM_COLUMNS, SOURCE_ORDER_FILE_STRIDE
 
+
+@pytest.fixture(autouse=True)
+def _toy_timestamps(monkeypatch):
+    """These fixtures use toy timestamps (1, 2, 1000 ms); the sane-window check has its own tests
+    (tests/data/test_value_ranges.py), so it is turned off here."""
+    monkeypatch.setattr("bluerec.data.readers._engine.timestamp_checks", lambda unit="ms": ())
+
 Lines = Sequence[str | bytes]
 
 

@@ -26,6 +26,13 @@ from bluerec.data.errors import DataError, SkipReport
 from bluerec.data.prepare import prepare_dataset
 from bluerec.data.readers import stage_source
 
+
+@pytest.fixture(autouse=True)
+def _toy_timestamps(monkeypatch):
+    """These fixtures use toy timestamps (1, 2, 1000 ms); the sane-window check has its own tests
+    (tests/data/test_value_ranges.py), so it is turned off here."""
+    monkeypatch.setattr("bluerec.data.readers._engine.timestamp_checks", lambda unit="ms": ())
+
 # Unicode text without NUL and without surrogates (JSON can only carry those escaped; json.dumps escapes
 # every C0 control character, so raw-line control characters are exercised separately below).
 UNI = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=40)

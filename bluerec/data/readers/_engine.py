@@ -23,6 +23,7 @@ from __future__ import annotations
 import gzip
 import itertools
 import tempfile
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -203,14 +204,58 @@ KINDS: dict[str, KindSpec] = {
 _LIST_TYPES = {"str_list": "VARCHAR[]", "id_list": "VARCHAR[]", "int_list": "BIGINT[]", "obj_list": "VARCHAR[]"}
 
 
+# ---------------------------------------------------------------------------------------------- value ranges
+# A timestamp must fall in a sane window: from 1990-01-01 (before any review site) to one day from now (clock
+# skew). A value that fits the window only in the other unit (seconds for milliseconds) is named as such.
+TIMESTAMP_MIN_S = 631_152_000  # 1990-01-01T00:00:00Z
+DAY_S = 86_400
+
+
+def timestamp_max_s() -> int:
+    return int(time.time()) + DAY_S
+
+
+def timestamp_checks(unit: str = "ms") -> tuple[tuple[str, str], ...]:
+    """(condition on ``{x}`` — the converted value —, reason) pairs for a Unix timestamp in ``unit``."""
+    hi_s = timestamp_max_s()
+    day = time.strftime("%Y-%m-%d", time.gmtime(hi_s))
+    if unit == "ms":
+        lo, hi = TIMESTAMP_MIN_S * 1000, hi_s * 1000
+        other = (f"{{x}} >= {TIMESTAMP_MIN_S} AND {{x}} <= {hi_s}",
+                 "out of range: looks like Unix seconds, expected milliseconds (x1000)")
+    else:
+        lo, hi = TIMESTAMP_MIN_S, hi_s
+        other = (f"{{x}} >= {TIMESTAMP_MIN_S * 1000} AND {{x}} <= {hi_s * 1000}",
+                 "out of range: looks like Unix milliseconds, expected seconds")
+    name = "milliseconds" if unit == "ms" else "seconds"
+    return (
+        other,
+        (f"{{x}} < {lo}", f"out of range: before 1990-01-01 (expected Unix {name})"),
+        (f"{{x}} > {hi}", f"out of range: after {day} (expected Unix {name})"),
+    )
+
+
+RATING_SCALE = (1, 5)  # Amazon Reviews and Google Local: 1-5 stars
+
+
+def rating_checks(scale: tuple[int, int] = RATING_SCALE) -> tuple[tuple[str, str], ...]:
+    lo, hi = scale
+    return ((f"{{x}} < {lo} OR {{x}} > {hi}", f"outside the rating scale {lo}-{hi}"),)
+
+
 @dataclass(frozen=True)
 class Field:
-    """One top-level key of a JSON record: how to check it and which column it becomes."""
+    """One top-level key of a JSON record: how to check it and which column it becomes.
+
+    ``checks`` are value-range checks after the type check: ``(condition, reason)`` with ``{x}`` the converted
+    value; ``"timestamp_ms"``/``"timestamp_s"``/``"rating"`` name the standard ones (built per read, so the
+    window's end is always one day from now)."""
 
     key: str
     kind: Kind
     required: bool = False
     name: str = ""  # output column; defaults to ``key``
+    checks: str | tuple[tuple[str, str], ...] = ()
 
     @property
     def column(self) -> str:
@@ -258,9 +303,18 @@ def _field_sql(f: Field, v: str, t: str) -> tuple[str, str]:
             checks.append((_FRACTIONAL.format(t=t, v=v), f"'expected {k.expect}, got number'"))
             checks.append((f"{v}->>'$' = ''", "'empty id'"))
         conv = f"CASE WHEN {_types_in(t, k.types)} THEN {k.convert.format(v=v)} END"
+        value = k.convert.format(v=v)
+        checks += [(cond.replace("{x}", f"({value})"), sql_str(reason)) for cond, reason in _value_checks(f)]
     missing = sql_str(MISSING) if f.required else "NULL"
     more = "".join(f" WHEN {cond} THEN {reason}" for cond, reason in checks)
     return f"CASE WHEN {t} IS NULL OR {t} = 'NULL' THEN {missing} WHEN {wrong_type} THEN {got}{more} END", conv
+
+
+def _value_checks(f: Field) -> tuple[tuple[str, str], ...]:
+    if isinstance(f.checks, tuple):
+        return f.checks
+    return {"timestamp_ms": timestamp_checks("ms"), "timestamp_s": timestamp_checks("s"),
+            "rating": rating_checks()}[f.checks]
 
 
 def parse_json_sql(fields: Sequence[Field], carry: Sequence[str] = ()) -> str:

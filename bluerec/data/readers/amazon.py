@@ -26,19 +26,21 @@ from bluerec.data.readers._engine import (
     err_sql,
     load_lines,
     parse_json_sql,
+    rating_checks,
     read_head,
     settle,
     sql_str,
     unknown_items_sql,
 )
+from bluerec.data.readers import _engine
 from bluerec.data.readers._staging import add_interactions, add_items, finish_items, stage_jsonl, start_items
 from bluerec.data.schema import SOURCE_ORDER_FILE_STRIDE
 
 REVIEW_FIELDS = (
     Field("user_id", "id", required=True),
     Field("parent_asin", "id", required=True, name="item_id"),
-    Field("timestamp", "int", required=True),  # Unix milliseconds
-    Field("rating", "num"),
+    Field("timestamp", "int", required=True, checks="timestamp_ms"),  # Unix milliseconds
+    Field("rating", "num", checks="rating"),  # 1-5 stars; absent = no rating (the pipeline does not use it)
     Field("title", "str", name="review_title"),
     Field("text", "str", name="review_text"),
 )
@@ -205,6 +207,11 @@ def _split_sql(col: dict[str, int]) -> str:
         (f"{c('rating')} <> '' AND NOT isfinite(TRY_CAST({c('rating')} AS DOUBLE))",
          err_sql("rating", "'expected a finite number'", f"left({c('rating')}, 60)")),
     ]
+    ts, rating = f"TRY_CAST({c('timestamp')} AS BIGINT)", f"TRY_CAST(nullif({c('rating')}, '') AS DOUBLE)"
+    checks += [(cond.replace("{x}", ts), err_sql("timestamp", sql_str(reason), f"left({c('timestamp')}, 60)"))
+               for cond, reason in _engine.timestamp_checks("ms")]
+    checks += [(cond.replace("{x}", rating), err_sql("rating", sql_str(reason), f"left({c('rating')}, 60)"))
+               for cond, reason in rating_checks()]
     err = "CASE " + " ".join(f"WHEN {cond} THEN {e}" for cond, e in checks) + " END"
     return (
         f"SELECT line_no, loc, {err} AS err, {c('user_id')} AS user_id, {c('parent_asin')} AS item_id, "

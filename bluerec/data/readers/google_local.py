@@ -17,8 +17,8 @@ from bluerec.data.readers._staging import add_interactions, add_items, finish_it
 REVIEW_FIELDS = (
     Field("user_id", "id", required=True),
     Field("gmap_id", "id", required=True, name="item_id"),
-    Field("time", "int", required=True, name="timestamp"),  # Unix milliseconds already
-    Field("rating", "num"),
+    Field("time", "int", required=True, name="timestamp", checks="timestamp_ms"),  # Unix milliseconds already
+    Field("rating", "num", checks="rating"),  # 1-5 stars; absent = no rating (the pipeline does not use it)
     Field("text", "str", name="review_text"),
 )
 META_FIELDS = (

@@ -12,7 +12,8 @@ import duckdb
 
 from bluerec.data.config import SourceConfig
 from bluerec.data.errors import OnError, SkipReport
-from bluerec.data.readers._engine import TMP, Field, unknown_items_sql
+from bluerec.data.readers import _engine
+from bluerec.data.readers._engine import TMP, Field, sql_str, unknown_items_sql
 from bluerec.data.readers._staging import add_interactions, add_items, finish_items, stage_jsonl, start_items
 
 TITLE_FIELDS = (Field("item_id", "id", required=True), Field("title", "str"))
@@ -21,8 +22,19 @@ SEQUENCE_FIELDS = (
     Field("item_ids", "id_list", required=True),
     Field("timestamps", "int_list", required=True),
 )
-_MAX_SECONDS = 10**13  # ~year 318,000: beyond this the value is not Unix seconds (and * 1000 would overflow)
+_MAX_SECONDS = 10**13  # beyond this * 1000 would overflow BIGINT
 _ITEM_COLUMNS = "item_id, title, NULL, []::VARCHAR[], NULL, []::VARCHAR[], []::VARCHAR[], NULL, NULL"
+
+
+def _timestamp_range_sql(table: str) -> str:
+    """Every timestamp of a line in the sane window (see :func:`~bluerec.data.readers._engine.timestamp_checks`),
+    in seconds; at the least, never a value whose conversion to milliseconds would overflow."""
+    checks = (*_engine.timestamp_checks("s"), (f"{{x}} < 0 OR {{x}} >= {_MAX_SECONDS}", "out of range"))
+    first = "list_filter(timestamps, lambda t: " + " OR ".join(f"({c.replace('{x}', 't')})" for c, _ in checks) + ")[1]"
+    reason = "CASE " + " ".join(f"WHEN {c.replace('{x}', '_bad')} THEN {sql_str('timestamp ' + r)}"
+                                for c, r in checks) + " END"
+    return (f"SELECT line_no, loc, 'timestamps', {reason}, _bad::VARCHAR FROM (SELECT line_no, loc, {first} AS _bad "
+            f"FROM {table}) WHERE _bad IS NOT NULL")
 
 
 def _sequence_checks(table: str) -> list[str]:
@@ -31,8 +43,7 @@ def _sequence_checks(table: str) -> list[str]:
         f"SELECT line_no, loc, 'timestamps', 'length differs from item_ids', "
         f"len(timestamps) || ' timestamps vs ' || len(item_ids) || ' items' FROM {table} "
         "WHERE len(timestamps) <> len(item_ids)",
-        f"SELECT line_no, loc, 'timestamps', 'timestamp out of range (expected Unix seconds)', "
-        f"NULL FROM {table} WHERE list_max(timestamps) >= {_MAX_SECONDS} OR list_min(timestamps) < 0",
+        _timestamp_range_sql(table),
         unknown_items_sql(table, "item_ids", "item_ids", "SELECT item_id FROM staged_items"),
     ]
 

@@ -160,7 +160,10 @@ class HFProfiler:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         from bluerec.models.fetch import load_gguf, resolve_model
+        from bluerec.profiler.source import check_model_source
 
+        # A missing folder, pickle-only weights, remote code or an uncached id offline: one clear error first.
+        check_model_source(str(model_id_or_path), option="model", trust_remote_code=trust_remote_code)
         dev = resolve_device(device)
         torch_dtype = resolve_dtype(dtype, dev)
         src = resolve_model(str(model_id_or_path))
