@@ -220,6 +220,8 @@ def generate_profiles(
     users are seeded ``seed + batch index``. ``progress(done, total)`` is called after each batch.
     :func:`bluerec.profiler.ray_engine.generate_profiles_ray` does the same on a Ray cluster.
     """
+    if max_users is not None and max_users < 1:  # checked before anything is loaded or described
+        raise UserError(f"max_users must be >= 1, got {max_users}")
     prompt_config = prompt_config or PromptConfig()
     gen_config = gen_config or GenerationConfig()
     job = plan_profiles(generation_settings(backend, split, prompt_config, gen_config), dataset, split, out_path,
