@@ -10,15 +10,18 @@ from pathlib import Path
 from typing import Any
 
 
-def save_pretrained_atomic(model: Any, tokenizer: Any | None, out_dir: str | Path) -> Path:
+def save_pretrained_atomic(
+    model: Any, tokenizer: Any | None, out_dir: str | Path, state_dict: dict[str, Any] | None = None
+) -> Path:
     """``model.save_pretrained`` + ``tokenizer.save_pretrained`` into a temporary sibling folder, then
-    swap it onto ``out_dir`` (a previous folder there is replaced). Returns ``out_dir``."""
+    swap it onto ``out_dir`` (a previous folder there is replaced). Returns ``out_dir``. ``state_dict`` replaces the
+    model's own tensors (e.g. the full weights gathered from FSDP shards)."""
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
     old: Path | None = None
     try:
-        model.save_pretrained(tmp)
+        model.save_pretrained(tmp) if state_dict is None else model.save_pretrained(tmp, state_dict=state_dict)
         if tokenizer is not None:
             tokenizer.save_pretrained(tmp)
         if out_dir.exists():
