@@ -7,6 +7,12 @@ validation users, full-catalogue NDCG@10 with the history excluded), appends eve
 checkpoints through the HF Trainer, resumes from the newest checkpoint, and saves the final profiler (LoRA merged)
 atomically.
 
+Launched on several processes (``accelerate launch --config_file configs/accelerate/<ddp_cpu|ddp_gpu|deepspeed_zero2|
+fsdp>.yaml``), each rank generates and scores its own share of the global batch (``grpo.batch_size`` per process),
+TRL gathers the rewards for the group advantages, and only rank 0 writes ``output_dir`` (config, metrics, evaluation
+profiles, ``final/``; the Trainer handles checkpoints). ``grpo.partition_invariant_sampling`` makes the run reproduce a
+single process on the same global batch (see :mod:`bluerec.train.sampling`).
+
 Output layout of ``output_dir``::
 
     train_config.yaml          the resolved config of the run (rewritten on resume)
