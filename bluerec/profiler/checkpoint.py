@@ -11,15 +11,21 @@ from typing import Any
 from bluerec.io import make_temp_dir
 
 
-def save_pretrained_atomic(model: Any, tokenizer: Any | None, out_dir: str | Path) -> Path:
+def save_pretrained_atomic(
+    model: Any, tokenizer: Any | None, out_dir: str | Path, state_dict: dict[str, Any] | None = None
+) -> Path:
     """``model.save_pretrained`` + ``tokenizer.save_pretrained`` into a temporary sibling folder, then
-    swap it onto ``out_dir`` (a previous folder there is replaced). Returns ``out_dir``."""
+    swap it onto ``out_dir`` (a previous folder there is replaced). Returns ``out_dir``. ``state_dict`` replaces the
+    model's own tensors (e.g. the full weights gathered from FSDP shards)."""
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = make_temp_dir(f".{out_dir.name}.tmp-", out_dir.parent)  # mode per umask, not mkdtemp's 0700
     old: Path | None = None
     try:
-        model.save_pretrained(tmp)
+        if state_dict is None:
+            model.save_pretrained(tmp)
+        else:
+            model.save_pretrained(tmp, state_dict=state_dict)
         if tokenizer is not None:
             tokenizer.save_pretrained(tmp)
         if out_dir.exists():

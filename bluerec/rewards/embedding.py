@@ -260,6 +260,24 @@ def row_rng(seed: int, step: int, user: Any, target: Any) -> np.random.Generator
     return np.random.default_rng([seed, max(int(step), 0), hash_key(user), hash_key(target)])
 
 
+AllGather = Callable[[Any], tuple[list[Any], int]]
+"""``gather(obj) -> (objects of every rank in rank order, this rank's index)``."""
+
+
+def torch_all_gather(obj: Any) -> tuple[list[Any], int]:
+    """:data:`AllGather` over ``torch.distributed`` (any backend, gloo included); ``([obj], 0)`` when no process
+    group is initialised or the world has one process, so single-process runs never touch torch.distributed."""
+    try:
+        import torch.distributed as dist
+    except ImportError:  # pragma: no cover - torch is a dependency
+        return [obj], 0
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() <= 1:
+        return [obj], 0
+    out: list[Any] = [None] * dist.get_world_size()
+    dist.all_gather_object(out, obj)
+    return out, dist.get_rank()
+
+
 # ---------------------------------------------------------------------------------------------------------------------
 # Plumbing
 # ---------------------------------------------------------------------------------------------------------------------
@@ -348,6 +366,11 @@ class InfoNCEReward:
         item_index: item id → row of ``item_emb``.
         config: an :class:`InfoNCERewardConfig` (defaults if ``None``).
         popularity: ``(n_items,)`` non-negative counts; required for ``negatives="popularity"``.
+        all_gather: how the item→profile direction collects the other processes' profiles (:data:`AllGather`);
+            default :func:`torch_all_gather`, a no-op outside ``torch.distributed``. Under multi-process training
+            (accelerate/DDP) each rank scores its own completions, but the item→profile candidates are the profiles
+            of *every* rank, so its negatives do not shrink as processes are added: the result equals a
+            single-process run on the concatenated batch.
 
     Inputs (keyword columns, one entry per completion, as TRL passes them):
 
@@ -380,8 +403,10 @@ class InfoNCEReward:
         item_index: Mapping[str, int],
         config: InfoNCERewardConfig | None = None,
         popularity: np.ndarray | None = None,
+        all_gather: AllGather | None = None,
     ) -> None:
         self.config = config or InfoNCERewardConfig()
+        self.all_gather: AllGather = all_gather or torch_all_gather
         self.cache = encoder if isinstance(encoder, ProfileEmbeddingCache) else ProfileEmbeddingCache(encoder)
         item_emb = np.ascontiguousarray(np.asarray(item_emb, dtype=np.float32))
         if item_emb.ndim != 2 or item_emb.shape[0] == 0:
@@ -547,16 +572,26 @@ class InfoNCEReward:
                 profiles[valid], self.item_emb, target_idx[valid], neg[valid], cfg.temperature
             )
 
-        # Item→profile over the other users' valid profiles.
-        mask = item_to_profile_mask(groups, targets, valid)
-        num_cand = mask.sum(axis=1)
+        # Item→profile over the other users' valid profiles, gathered from every process (one collective call per
+        # batch: every rank computes the same batches in the same order, so the calls pair up).
+        parts, rank = self.all_gather((profiles, [str(g) for g in groups], [str(t) for t in targets], valid))
+        offset = sum(len(p[1]) for p in parts[:rank])
+        dim = self.item_emb.shape[1]
+        all_profiles = np.concatenate([np.asarray(p[0], dtype=np.float64).reshape(len(p[1]), dim) for p in parts])
+        all_groups = [g for p in parts for g in p[1]]
+        all_targets = [t for p in parts for t in p[2]]
+        all_valid = np.concatenate([np.asarray(p[3], dtype=bool) for p in parts])
+        all_target_idx = np.array([self._lookup(t, "target_item") for t in all_targets], dtype=np.int64)
+        mine = np.arange(offset, offset + n)
+        mask = item_to_profile_mask(all_groups, all_targets, all_valid)
+        num_cand = mask[mine].sum(axis=1)
         i2p = np.zeros(n)
         if valid.any():
-            rows = np.flatnonzero(valid)
-            sub = mask[np.ix_(rows, rows)]
-            i2p[rows] = item_to_profile_log_probs(
-                profiles[rows], self.item_emb[target_idx[rows]], sub, cfg.temperature
-            )
+            cols = np.flatnonzero(all_valid)  # this rank's valid rows are among them
+            pos = np.searchsorted(cols, mine[valid])
+            logp = item_to_profile_log_probs(all_profiles[cols], self.item_emb[all_target_idx[cols]],
+                                             mask[np.ix_(cols, cols)], cfg.temperature)
+            i2p[valid] = logp[pos]
 
         w1, w2 = cfg.weight_profile_to_item, cfg.weight_item_to_profile
         if cfg.floor == "chance":

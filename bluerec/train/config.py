@@ -138,6 +138,14 @@ class GRPOSettings(StrictModel):
     Parameters that control generation:
         max_completion_length: longest profile in tokens. Default ``64``.
         temperature, top_p: sampling of the training completions (``top_k`` is off). Defaults ``1.0``, ``1.0``.
+        partition_invariant_sampling: sample every completion with its own generator, seeded by ``(seed, global
+            step, the row's non-pad prompt tokens, its copy index within the group)``, instead of the process-wide
+            RNG (:class:`bluerec.train.sampling.PartitionInvariantSampler`). The same distribution, but the
+            completions no longer depend on how the global batch is split across processes (or on batch size and
+            padding, up to float rounding), so a 2-process run reproduces a 1-process run of the same global batch.
+            Needs ``batch_size`` to hold whole groups (a multiple of ``num_generations``) and transformers
+            generation (not ``use_vllm``). Identical prompts of different users get identical completions. Costs a
+            Python loop over the rows at every generated token. Default ``False``.
 
     Parameters that control the optimisation:
         learning_rate: AdamW learning rate (``~1e-5`` full / ``~1e-4`` LoRA for 1B models; ``~1e-4``–``1e-3`` for
@@ -178,6 +186,7 @@ class GRPOSettings(StrictModel):
     max_completion_length: int = Field(64, ge=1)
     temperature: float = Field(1.0, gt=0)
     top_p: float = Field(1.0, gt=0, le=1)
+    partition_invariant_sampling: bool = False
     learning_rate: float = Field(1e-5, gt=0)
     lr_scheduler_type: str = "constant_with_warmup"
     warmup_steps: int = Field(0, ge=0)
@@ -209,6 +218,15 @@ class GRPOSettings(StrictModel):
                 f"batch_size × gradient_accumulation_steps ({self.batch_size} × {self.gradient_accumulation_steps} = "
                 f"{per_step}) must be divisible by num_generations ({self.num_generations})"
             )
+        if self.partition_invariant_sampling:
+            if self.batch_size % self.num_generations:
+                raise ValueError(
+                    f"partition_invariant_sampling needs whole groups on every device: batch_size "
+                    f"({self.batch_size}) must be a multiple of num_generations ({self.num_generations})"
+                )
+            if self.use_vllm:
+                raise ValueError("partition_invariant_sampling works with transformers generation only; "
+                                 "turn off use_vllm or partition_invariant_sampling")
         return self
 
 

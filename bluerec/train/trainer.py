@@ -7,6 +7,12 @@ validation users, full-catalogue NDCG@10 with the history excluded), appends eve
 checkpoints through the HF Trainer, resumes from the newest checkpoint, and saves the final profiler (LoRA merged)
 atomically.
 
+Launched on several processes (``accelerate launch --config_file configs/accelerate/<ddp_cpu|ddp_gpu|deepspeed_zero2|
+fsdp>.yaml``), each rank generates and scores its own share of the global batch (``grpo.batch_size`` per process),
+TRL gathers the rewards for the group advantages, and only rank 0 writes ``output_dir`` (config, metrics, evaluation
+profiles, ``final/``; the Trainer handles checkpoints). ``grpo.partition_invariant_sampling`` makes the run reproduce a
+single process on the same global batch (see :mod:`bluerec.train.sampling`).
+
 Output layout of ``output_dir``::
 
     train_config.yaml          the resolved config of the run (rewritten on resume)
@@ -254,7 +260,7 @@ def _callbacks(
         """Every Trainer log line → one ``metrics.jsonl`` row (``kind`` train or summary)."""
 
         def on_log(self, args, state, control, logs=None, **kwargs):
-            if not logs:
+            if not logs or not state.is_world_process_zero:  # TRL's logs are already gathered over ranks
                 return
             kind = "summary" if "train_runtime" in logs else "train"
             emit({"kind": kind, "step": state.global_step, **logs})
@@ -274,7 +280,8 @@ def _callbacks(
             log.info("step %d: eval/ndcg@%d = %.4f (recall@%d %.4f, %d users, %.1fs)", state.global_step, k,
                      row[f"eval/ndcg@{k}"], k, row[f"eval/recall@{k}"], row["eval/n_users"], row["eval/seconds"])
             state.log_history.append({**row, "step": state.global_step})
-            evals.append(emit({"kind": "eval", "step": state.global_step, **row}))
+            if state.is_world_process_zero:  # every rank evaluates (keeps sharded models in step); one writes
+                evals.append(emit({"kind": "eval", "step": state.global_step, **row}))
 
         def on_train_begin(self, args, state, control, model=None, **kwargs):
             if config.eval.at_start and state.global_step == 0:
@@ -295,6 +302,17 @@ def _callbacks(
 # ---------------------------------------------------------------------------------------------------------------------
 # Building blocks
 # ---------------------------------------------------------------------------------------------------------------------
+
+
+def launch_rank() -> tuple[int, int, int]:
+    """``(rank, local_rank, world_size)`` as the launcher (``accelerate launch``, torchrun, MPI) set them, readable
+    before the process group exists; ``(0, 0, 1)`` for a plain single process."""
+    from accelerate.utils import get_int_from_env
+
+    rank = get_int_from_env(["RANK", "PMI_RANK", "OMPI_COMM_WORLD_RANK", "MV2_COMM_WORLD_RANK"], 0)
+    local = get_int_from_env(["LOCAL_RANK", "MPI_LOCALRANKID", "OMPI_COMM_WORLD_LOCAL_RANK"], 0)
+    world = get_int_from_env(["WORLD_SIZE", "PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE"], 1)
+    return rank, local, world
 
 
 def _redact(obj: Any) -> Any:
@@ -491,10 +509,15 @@ def _check_lengths(config: BlueTrainConfig, model: Any) -> None:
         )
 
 
-def save_final(model: Any, tokenizer: Any, out_dir: Path) -> Path:
-    """Save the trained profiler with ``save_pretrained`` (a PEFT model is merged first) atomically."""
+def save_final(model: Any, tokenizer: Any, out_dir: Path, state_dict: dict[str, Any] | None = None) -> Path:
+    """Save the trained profiler with ``save_pretrained`` (a PEFT model is merged first) atomically.
+
+    ``state_dict``: the full weights gathered from FSDP shards, saved instead of the model's own (sharded) tensors;
+    a LoRA model is then saved as its adapter, unmerged (merging needs the full base weights in memory)."""
     from bluerec.profiler.checkpoint import save_pretrained_atomic
 
+    if state_dict is not None:
+        return save_pretrained_atomic(model, tokenizer, out_dir, state_dict=state_dict)
     if hasattr(model, "merge_and_unload"):
         model = model.merge_and_unload()
     model.eval()
@@ -547,9 +570,15 @@ def train_blue(
     threads = torch.get_num_threads()
     if config.num_threads is not None:
         torch.set_num_threads(config.num_threads)
+    rank, local_rank, world = launch_rank()
+    is_main = rank == 0
+    if world > 1 and torch.cuda.is_available() and config.profiler.device in ("auto", "cuda"):
+        torch.cuda.set_device(local_rank)  # "cuda" below (profiler, embedder) is this rank's GPU
     try:
         out = Path(config.output_dir)
-        checkpoint = _prepare_output_dir(config, resume)
+        # Under multi-process training only rank 0 cleans and writes output_dir; the others read which checkpoint
+        # to resume from (rank 0 deletes nothing when it resumes) and meet it at a barrier before training.
+        checkpoint = _prepare_output_dir(config, resume) if is_main else (latest_checkpoint(out) if resume else None)
         start_step = 0
         if checkpoint is not None:
             state = json.loads((checkpoint / "trainer_state.json").read_text(encoding="utf-8"))
@@ -557,9 +586,10 @@ def train_blue(
             log.info("resuming from %s (step %d)", checkpoint, start_step)
         previous = out / CONFIG_FILE
         text = config_yaml(config)
-        if checkpoint is not None and previous.exists() and previous.read_text(encoding="utf-8") != text:
+        if is_main and checkpoint is not None and previous.exists() and previous.read_text(encoding="utf-8") != text:
             log.warning("%s differs from the config of the run being resumed; it is replaced", previous)
-        write_text_atomic(previous, text)
+        if is_main:
+            write_text_atomic(previous, text)
         set_seed(config.grpo.seed)
 
         dataset = PreparedDataset(config.dataset)
@@ -604,14 +634,20 @@ def train_blue(
                 k=config.eval.k,
                 batch_size=config.eval.batch_size,
                 max_new_tokens=config.eval.max_new_tokens or config.grpo.max_completion_length,
-                out_dir=out / "eval" if config.eval.save_profiles else None,
+                out_dir=out / "eval" if config.eval.save_profiles and is_main else None,
             )
 
-        metrics = MetricsLog(out / METRICS_FILE, keep_until_step=start_step if checkpoint is not None else None)
+        metrics = MetricsLog(out / METRICS_FILE if is_main else out / f".{METRICS_FILE}.rank{rank}",
+                             keep_until_step=start_step if checkpoint is not None else None)  # non-main never appends
         evals: list[dict[str, Any]] = []
         args = grpo_args(config, device, reward_weights)
         model.train()
-        trainer = GRPOTrainer(
+        trainer_cls = GRPOTrainer
+        if config.grpo.partition_invariant_sampling:
+            from bluerec.train.sampling import partition_invariant_trainer
+
+            trainer_cls = partition_invariant_trainer(GRPOTrainer)
+        trainer = trainer_cls(
             model=model,
             reward_funcs=reward_funcs,
             args=args,
@@ -623,10 +659,21 @@ def train_blue(
         if not config.show_progress:
             trainer.remove_callback(PrinterCallback)
 
+        accelerator = trainer.accelerator
+        accelerator.wait_for_everyone()  # rank 0 has prepared output_dir
         start = time.perf_counter()
         output = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint is not None else None)
         seconds = time.perf_counter() - start
-        final_dir = save_final(trainer.accelerator.unwrap_model(trainer.model), tokenizer, out / FINAL_DIR)
+        final_dir = out / FINAL_DIR
+        # FSDP shards the weights: gather a full state dict (a collective, so on every rank); DDP and ZeRO-2 keep a
+        # full copy on each rank.
+        from accelerate.utils import DistributedType
+
+        full_state = (accelerator.get_state_dict(trainer.model)
+                      if accelerator.distributed_type == DistributedType.FSDP else None)
+        if accelerator.is_main_process:
+            save_final(accelerator.unwrap_model(trainer.model), tokenizer, final_dir, state_dict=full_state)
+        accelerator.wait_for_everyone()
         global_step = int(trainer.state.global_step)
         done = global_step - start_step
         log.info("trained %d steps in %.1fs; final profiler saved to %s", done, seconds, final_dir)

@@ -364,3 +364,49 @@ def test_rewards_are_finite_log_probabilities(seed, texts, negatives, tau):
                        history_items=[[f"i{rng.integers(7)}"] for _ in range(n)])
     for arr in (b.profile_to_item, b.item_to_profile, b.reward):
         assert np.isfinite(arr).all() and (arr <= 1e-12).all()
+
+
+# --- multi-process: the item→profile direction over the profiles of every rank --------------------------------------
+
+
+def test_item_to_profile_gathers_every_rank_and_equals_the_single_process_batch():
+    """Two simulated ranks (an injected all-gather) give each row exactly what one process computes on the
+    concatenated batch, in both directions; without the gather the item→profile negatives shrink."""
+    rng = np.random.default_rng(3)
+    items = {f"i{k}": unit(*rng.normal(size=6)) for k in range(12)}
+    emb, index = item_space(items)
+    users = [f"u{k}" for k in range(8)]
+    texts = [f"profile {u} {g}" for u in users for g in range(3)]
+    table = {t: unit(*rng.normal(size=6)) for t in texts}
+    texts[4] = "   "  # a degenerate profile on rank 0
+    targets = [f"i{k % 5}" for k, u in enumerate(users) for _ in range(3)]  # users 0 and 5 share a target
+    cols = {"completions": texts, "target_item": targets, "user_id": [u for u in users for _ in range(3)]}
+    cfg = InfoNCERewardConfig(temperature=0.2, num_negatives=4, weight_item_to_profile=0.7)
+
+    def run(sl: slice, gather=None):
+        reward = InfoNCEReward(FakeEncoder(table), emb, index, cfg, all_gather=gather)
+        return reward.compute(**{k: v[sl] for k, v in cols.items()}, trainer_state=SimpleNamespace(global_step=3))
+
+    whole = run(slice(None))
+    halves = [slice(0, 12), slice(12, 24)]
+    payloads: list = [None, None]
+
+    def recorder(r):
+        def gather(obj):
+            payloads[r] = obj
+            return [obj], 0
+        return gather
+
+    local = [run(sl, recorder(r)) for r, sl in enumerate(halves)]  # also: what each rank sees alone
+    ranks = [run(sl, lambda obj, r=r: (payloads, r)) for r, sl in enumerate(halves)]
+    for field in ("profile_to_item", "item_to_profile", "reward", "num_profile_candidates", "degenerate"):
+        joined = np.concatenate([getattr(b, field) for b in ranks])
+        np.testing.assert_allclose(joined, getattr(whole, field), rtol=0, atol=1e-12, err_msg=field)
+    assert (np.concatenate([b.num_profile_candidates for b in local]) < whole.num_profile_candidates).all()
+    assert not np.allclose(np.concatenate([b.item_to_profile for b in local]), whole.item_to_profile)
+
+
+def test_torch_all_gather_is_a_no_op_without_a_process_group():
+    from bluerec.rewards.embedding import torch_all_gather
+
+    assert torch_all_gather({"x": 1}) == ([{"x": 1}], 0)
