@@ -16,10 +16,21 @@ CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 MODELS = {"data": PrepareConfig, "train": BlueTrainConfig, "serve": ServeSettings}
 
 
-@pytest.mark.parametrize("path", sorted(CONFIGS.rglob("*.yaml")), ids=lambda p: str(p.relative_to(CONFIGS)))
+ACCELERATE = CONFIGS / "accelerate"  # accelerate's own launch configs, not bluerec's
+
+
+@pytest.mark.parametrize("path", sorted(p for p in CONFIGS.rglob("*.yaml") if ACCELERATE not in p.parents),
+                         ids=lambda p: str(p.relative_to(CONFIGS)))
 def test_config_loads(path: Path):
     model = MODELS.get(path.parent.name, QuickstartConfig)
     load_config(model, path)
+
+
+@pytest.mark.parametrize("path", sorted(ACCELERATE.glob("*.yaml")), ids=lambda p: p.name)
+def test_accelerate_config_loads(path: Path):
+    from accelerate.commands.config.config_args import load_config_from_file
+
+    assert load_config_from_file(str(path)).num_processes >= 1
 
 
 def test_quickstart_yaml_matches_the_builtin_defaults():

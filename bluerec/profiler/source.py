@@ -43,6 +43,8 @@ def check_model_folder(path: Path, *, option: str = "--profiler", trust_remote_c
     if not path.is_dir():
         raise UserError(f"{option} {path}: is a file, not a model folder; give the folder (e.g. a run's final/)")
     config = path / "config.json"
+    if not config.is_file() and next(path.glob("*.gguf"), None) is not None:
+        return  # a GGUF file (model_init_kwargs.gguf_file): converted on load, its tensors are not pickles
     if not config.is_file() and not (path / "adapter_config.json").is_file():
         if (path / "final" / "config.json").is_file():
             raise UserError(f"{option} {path}: not a model folder; did you mean {path / 'final'}?")

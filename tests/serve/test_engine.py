@@ -96,8 +96,16 @@ def test_faiss_index_gives_the_exact_results(engine, run_dir):
 
 def test_a_profiler_that_is_not_a_folder_is_a_clear_error(tmp_path):
     assert resolve_profiler(str(tmp_path)) == tmp_path
-    with pytest.raises(FileNotFoundError, match="not a local model folder"):
-        resolve_profiler("smollm2-135m-instruct")
+    with pytest.raises(FileNotFoundError, match="not a local model folder .* nor a known model name"):
+        resolve_profiler(str(tmp_path / "no-such-run" / "final"))
+
+
+def test_a_known_model_name_resolves_to_its_cached_folder(tmp_path, monkeypatch):
+    import bluerec.models.fetch as fetch
+
+    monkeypatch.setattr(fetch, "is_cached", lambda name: True)
+    monkeypatch.setattr(fetch, "model_dir", lambda name: tmp_path / name)
+    assert resolve_profiler("smollm2-135m-instruct") == tmp_path / "smollm2-135m-instruct"
 
 
 def test_run_prompt_config_reads_the_run_beside_or_inside_the_folder(tmp_path):
