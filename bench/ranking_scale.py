@@ -186,23 +186,33 @@ def probe(chunk_mb: int, users: int, n_items: int, dim: int, seed: int) -> dict[
 
 
 def memory_probes(args: argparse.Namespace) -> list[dict[str, Any]]:
-    """Run :func:`probe` in child processes: two chunk sizes over 4 batches, and the larger one over 16 batches."""
+    """Run :func:`probe` in child processes: two chunk sizes over 4 batches, and the larger one over 16 batches,
+    each with glibc's default (dynamic) mmap threshold and with it fixed at 1 MiB (``MALLOC_MMAP_THRESHOLD_``).
+
+    With the dynamic threshold, glibc serves later mid-size temporaries (masks, top-k candidates) from its heaps
+    after a large block was freed, and keeps what they leave behind, so RSS can drift upwards from batch to batch.
+    A fixed threshold returns every block of 1 MiB or more to the system when it is freed.
+    """
     import subprocess
 
-    out = []
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     def batch(chunk: int) -> int:
         return max(1, chunk * MB // (4 * args.items))
 
+    out = []
     small, big = args.chunk_mb // 4, args.chunk_mb
-    for chunk, users in ((small, 4 * batch(small)), (big, 4 * batch(big)), (big, 16 * batch(big))):
-        cmd = [sys.executable, __file__, "--probe", str(chunk), str(users), "--items", str(args.items),
-               "--dim", str(args.dim), "--seed", str(args.seed)]
-        res = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True)
-        row = json.loads(res.stdout.strip().splitlines()[-1])
-        console.print(f"  memory probe: chunk {chunk} MiB ({row['queries_per_batch']} queries/batch), "
-                      f"{users} users: peak +{row['peak_rss_growth_mb']:,.0f} MiB")
-        out.append(row)
+    for allocator in ("glibc default", "MALLOC_MMAP_THRESHOLD_=1048576"):
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+        env.pop("MALLOC_MMAP_THRESHOLD_", None)
+        if allocator != "glibc default":
+            env["MALLOC_MMAP_THRESHOLD_"] = "1048576"
+        for chunk, users in ((small, 4 * batch(small)), (big, 4 * batch(big)), (big, 16 * batch(big))):
+            cmd = [sys.executable, __file__, "--probe", str(chunk), str(users), "--items", str(args.items),
+                   "--dim", str(args.dim), "--seed", str(args.seed)]
+            res = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True)
+            row = {"allocator": allocator, **json.loads(res.stdout.strip().splitlines()[-1])}
+            console.print(f"  memory probe ({allocator}): chunk {chunk} MiB ({row['queries_per_batch']} queries/batch), "
+                          f"{users} users: peak +{row['peak_rss_growth_mb']:,.0f} MiB")
+            out.append(row)
     return out
 
 
@@ -225,11 +235,22 @@ def main() -> None:
     ap.add_argument("--nlist", type=int, default=None, help="IVF cells (default 4*sqrt(items))")
     ap.add_argument("--hnsw", action="store_true", help="also build and time HNSW (slow to build on 2 cores)")
     ap.add_argument("--no-memory-probe", action="store_true", help="skip the chunk-size memory probes")
+    ap.add_argument("--memory-only", action="store_true", help="run only the memory probes (JSON to --out)")
     ap.add_argument("--probe", nargs=2, type=int, metavar=("CHUNK_MB", "USERS"), help=argparse.SUPPRESS)
     ap.add_argument("--out", type=Path, default=RESULTS / "ranking_scale.json")
     args = ap.parse_args()
     if args.probe:
         print(json.dumps(probe(args.probe[0], args.probe[1], args.items, args.dim, args.seed)))
+        return
+    if args.memory_only:
+        start = time.perf_counter()
+        probes = memory_probes(args)
+        summary = {"benchmark": "ranking_scale memory probes",
+                   "command": "nice .venv/bin/python bench/ranking_scale.py " + " ".join(sys.argv[1:]),
+                   "items": args.items, "dim": args.dim, "memory_probes": probes,
+                   "wall_s": round(time.perf_counter() - start, 1)}
+        write_json_atomic(args.out, summary)
+        write_text_atomic(args.out.with_suffix(".md"), probes_markdown(probes, args.items) + "\n")
         return
     wall = time.perf_counter()
     threads = torch.get_num_threads()
@@ -359,6 +380,15 @@ def main() -> None:
                   f"Wall time {summary['wall_s']:.0f}s. Results: {args.out}")
 
 
+def probes_markdown(probes: list[dict[str, Any]], n_items: int) -> str:
+    lines = [f"Memory of the chunked exact ranking over {n_items:,} items, each in a fresh process (random catalogue):",
+             "", "| allocator | chunk cap (MiB) | queries / batch | score matrix (MiB) | users | peak RSS growth (MiB) |",
+             "|---|---:|---:|---:|---:|---:|"]
+    lines += [f"| {p.get('allocator', 'glibc default')} | {p['chunk_mb']} | {p['queries_per_batch']} | "
+              f"{p['score_matrix_mb']:.0f} | {p['users']:,} | {p['peak_rss_growth_mb']:,.0f} |" for p in probes]
+    return "\n".join(lines)
+
+
 def markdown(s: dict[str, Any]) -> str:
     users = s["users"]
     lines = [f"Full-ranking evaluation, {users:,} users x {s['catalogue']['items']:,} items (dim {s['catalogue']['dim']}, "
@@ -375,11 +405,7 @@ def markdown(s: dict[str, Any]) -> str:
                      f"{r['seconds_all_users']:,.0f}{'*' if r['extrapolated'] else ''} | {r['speedup_vs_numpy']:.1f} | "
                      f"{r['speedup_vs_torch_exact']:.2f} | {rec_s} | {r['peak_rss_growth_mb']:,.0f} |")
     if s.get("memory_probes"):
-        lines += ["", "Memory of the chunked exact ranking, each in a fresh process (random catalogue of the same size):", "",
-                  "| chunk cap (MiB) | queries / batch | score matrix (MiB) | users | peak RSS growth (MiB) |",
-                  "|---:|---:|---:|---:|---:|"]
-        lines += [f"| {p['chunk_mb']} | {p['queries_per_batch']} | {p['score_matrix_mb']:.0f} | {p['users']:,} | "
-                  f"{p['peak_rss_growth_mb']:,.0f} |" for p in s["memory_probes"]]
+        lines += ["", probes_markdown(s["memory_probes"], s["catalogue"]["items"])]
     t = s["targets"]
     lines += ["", "\\* extrapolated per user from a seeded subset of the users (the slow methods cannot run on all of them "
               "in the time budget).",
