@@ -154,3 +154,27 @@ def test_input_validation() -> None:
         full_ranks(queries, items, targets, [[10], [], [], []])
     with pytest.raises(ValueError, match="one exclusion list per query"):
         TorchRetriever(items).search(queries, 3, [[1]])
+
+
+def test_blocked_topk_equals_torch_topk() -> None:
+    """The two-stage top-k used for wide rows returns torch.topk's values (ties, -inf and a short last block)."""
+    import torch
+
+    from bluerec.eval.retrieval import _blocked_topk, _topk_padded
+
+    gen = torch.Generator().manual_seed(0)
+    width = 70 * 1024 + 517  # a short last block
+    scores = torch.randn(6, width, generator=gen)
+    scores[1] = torch.round(scores[1] * 4) / 4  # heavy ties
+    scores[2, : width - 5] = float("-inf")  # only 5 allowed items: padding with -1 / -inf
+    scores[3, -3:] = 50.0  # the best items in the short last block
+    scores[4, 5 * 1024 : 5 * 1024 + 30] = 40.0  # all top items inside one block
+    for k in (1, 10, 20):
+        want_v, want_i = torch.topk(scores, k, dim=1)
+        got_v, got_i = _blocked_topk(scores, k)
+        torch.testing.assert_close(got_v, want_v)
+        torch.testing.assert_close(scores.gather(1, got_i), got_v)  # the indices point at those values
+        assert all(len(set(r.tolist())) == k for r in got_i)  # no item twice
+    values, indices = _topk_padded(scores, 10)
+    assert indices[2, :5].ge(0).all() and (indices[2, 5:] == -1).all() and torch.isneginf(values[2, 5:]).all()
+    assert set(indices[3, :3].tolist()) == {width - 3, width - 2, width - 1}
