@@ -79,7 +79,7 @@ def check_model_source(spec: str, *, option: str = "--profiler", trust_remote_co
     if is_known(spec):  # a known model name: fetched into the model cache on first use (bluerec models list)
         return
     if not looks_like_hub_id(spec):
-        raise UserError(f"{option} {spec}: no such model folder; give an existing folder (e.g. a run's final/) "
+        raise UserError(f"{option} {spec}: no such model folder; give an existing folder (e.g. a run's final/), "
                         "a known model name (bluerec models list) or a Hugging Face model id such as owner/name")
     if hub_offline() and not _in_hub_cache(spec):
         raise UserError(f"{option} {spec}: no such local folder, and as a Hugging Face model id it is not in the "
