@@ -3,7 +3,6 @@ and a miniature end-to-end run that writes its JSON and markdown (no timing is j
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -18,11 +17,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("ranking_scale_bench", ROOT / "bench" / "ranking_scale.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
-    return module
+    from support.benches import load_bench
+
+    return load_bench("ranking_scale")
 
 
 def test_catalogue_is_seeded_and_structured(bench) -> None:

@@ -3,7 +3,6 @@ reward on the same negatives, and the JSON and markdown are written (no timing i
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -15,11 +14,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("reward_throughput_bench", ROOT / "bench" / "reward_throughput.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
-    return module
+    from support.benches import load_bench
+
+    return load_bench("reward_throughput")
 
 
 def test_completions_are_grouped_per_user(bench) -> None:

@@ -4,7 +4,6 @@ malformed requests, notices lost ones, and stops at its time bound."""
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import json
 import socket
 import sys
@@ -22,11 +21,9 @@ from support.serving import ITEMS, SpyProfiler, make_engine  # noqa: E402
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("serve_load_bench", ROOT / "bench" / "serve_load.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
-    return module
+    from support.benches import load_bench
+
+    return load_bench("serve_load")
 
 
 def _serve(item_file: Path, profiler=None):
