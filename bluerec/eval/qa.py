@@ -575,7 +575,8 @@ def run_qa(config: QAConfig, out_dir: str | Path, *, reader: Reader | None = Non
             opts, ans = choice_question(items, index[ex.item_id], exclude, config.num_choices, config.option_chars, rng)
             options.append(opts)
             answers.append(ans)
-        evaluators["choice"] = NextItemChoiceEvaluator(options, answers, chunk_size=4 * config.batch_size)
+        evaluators["choice"] = NextItemChoiceEvaluator(options, answers, chunk_size=4 * config.batch_size,
+                                                       progress=_progress(say, "choice"))
     rated = [i for i, ex in enumerate(examples) if ex.rating is not None]
     skipped_unrated = len(examples) - len(rated)
     if "rating" in config.tasks:
@@ -587,7 +588,8 @@ def run_qa(config: QAConfig, out_dir: str | Path, *, reader: Reader | None = Non
         evaluators["rating"] = RatingEvaluator(
             [option_text(items, index[examples[i].item_id], config.option_chars) for i in rated],
             [float(examples[i].rating) for i in rated],  # type: ignore[arg-type]
-            scale=config.rating_scale, max_new_tokens=config.max_new_tokens, chunk_size=4 * config.batch_size)
+            scale=config.rating_scale, max_new_tokens=config.max_new_tokens, chunk_size=4 * config.batch_size,
+            progress=_progress(say, "rating"))
 
     if reader is None:
         say(f"loading reader {config.reader.model} ({config.reader.backend})")
@@ -636,6 +638,12 @@ def run_qa(config: QAConfig, out_dir: str | Path, *, reader: Reader | None = Non
     write_json_atomic(out_dir / "summary.json", summary)
     write_text_atomic(out_dir / "summary.md", summary_markdown(summary))
     return summary
+
+
+def _progress(say: Callable[[str], None], task: str) -> Callable[[int, int], None]:
+    def report(done: int, total: int) -> None:
+        say(f"  {task}: {done}/{total} users")
+    return report
 
 
 def _brief(metrics: dict[str, float]) -> str:
