@@ -203,3 +203,36 @@ def test_hf_reader_through_load_profiler_scores_and_answers(synth_prepared: Path
         assert by_task["choice"]["n"] == 6
         rating = by_task["rating"]
         assert 0.0 <= rating["unparsable_rate"] <= 1.0 and 0.0 <= rating["mae"] <= 4.0
+
+
+class CannedChat:
+    """A generate-only back-end (what an OpenAI-compatible server gives) answering from a list."""
+
+    model = "canned"
+
+    def __init__(self, answers):
+        self.answers = list(answers)
+        self.prompts = []
+
+    def generate(self, chats, *, num_samples=1, max_new_tokens=8, do_sample=True, seed=0, **_):
+        assert not do_sample and num_samples == 1
+        self.prompts.extend(c[0]["content"] for c in chats)
+        return [[self.answers.pop(0)] for _ in chats]
+
+
+def test_chat_reader_lists_lettered_options_and_parses_the_letter():
+    from bluerec.eval.qa import ChatReader
+
+    backend = CannedChat(["B", "I am not sure", "Answer: (A)"])
+    ev = NextItemChoiceEvaluator([["hat", "lipstick"], ["mug", "lamp"], ["serum", "rake"]], [1, 0, 0])
+    metrics = ev(ChatReader(backend), ["likes lips", "likes light", "skin care"])
+    assert metrics["accuracy"] == pytest.approx(2 / 3) and ev.last_chosen == [1, None, 0]
+    assert "A. hat\nB. lipstick" in backend.prompts[0] and "letter" in backend.prompts[0]
+
+
+def test_load_reader_gives_a_chat_reader_for_an_openai_endpoint():
+    from bluerec.eval.qa import ChatReader, load_reader
+    from bluerec.profiler.config import ProfilerConfig
+
+    reader = load_reader(ProfilerConfig(backend="openai", model="m", base_url="http://127.0.0.1:9/v1"))
+    assert isinstance(reader, ChatReader) and reader.name == "m"
