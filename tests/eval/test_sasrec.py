@@ -118,3 +118,13 @@ def test_sasrec_data_keeps_held_out_targets_out_of_training(synth_dataset):
         if u in valid:  # training sequence stops before the validation target (and so before the test target)
             assert seq.tolist() == [index[i] + 1 for i in full[: valid[u].seq]]
             assert valid[u].seq < test[u].seq
+
+
+def test_training_is_seeded():
+    torch.set_num_threads(1)
+    data = toy_data(n_users=40, n_items=120)
+    config = SASRecConfig(hidden=16, maxlen=10, max_epochs=2, eval_every=1, batch_size=16, seed=3)
+    a, b = train_sasrec(data, config), train_sasrec(data, config)
+    assert a.losses == b.losses and a.valid_ndcg == b.valid_ndcg
+    c = train_sasrec(data, config.model_copy(update={"seed": 4}))
+    assert c.losses != a.losses
