@@ -21,6 +21,7 @@ from bluerec.cli import models as models_cmd
 from bluerec.cli._common import console, debug_enabled, set_debug, setup_logging
 from bluerec.cli.evaluate import evaluate
 from bluerec.cli.jobs import profile, quickstart, train
+from bluerec.cli.qa import qa
 from bluerec.cli.report import report
 from bluerec.cli.serve import serve
 
@@ -68,6 +69,7 @@ app.command("profile")(profile)
 app.command("quickstart")(quickstart)
 app.command("report")(report)
 app.command("serve")(serve)
+app.command("qa")(qa)
 
 
 @app.callback()
