@@ -23,6 +23,7 @@ from bluerec.cli.evaluate import evaluate
 from bluerec.cli.jobs import profile, quickstart, train
 from bluerec.cli.report import report
 from bluerec.cli.serve import serve
+from bluerec.cli.warmstart import warmstart
 
 
 class _Bluerec(typer.Typer):
@@ -68,6 +69,7 @@ app.command("profile")(profile)
 app.command("quickstart")(quickstart)
 app.command("report")(report)
 app.command("serve")(serve)
+app.command("warmstart")(warmstart)
 
 
 @app.callback()
