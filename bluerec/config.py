@@ -188,6 +188,10 @@ def load_config(model: type[T], path: str | Path, overrides: dict[str, Any] | No
 def set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:
     parts = dotted.split(".")
     node = data
-    for part in parts[:-1]:
+    for i, part in enumerate(parts[:-1]):
         node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            where = ".".join(parts[: i + 1])
+            raise ConfigError(f"cannot set {dotted!r}: {where!r} is {node!r}, not a mapping (write {where} as a "
+                              "mapping in the config, or override the whole of it)")
     node[parts[-1]] = value

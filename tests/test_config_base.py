@@ -34,8 +34,10 @@ def test_base_is_resolved_relative_to_the_file_and_chains(tmp_path):
     data, origins = resolve_yaml(leaf)
     assert "base" not in data and origins["grpo.seed"] == str((tmp_path / "root.yaml").resolve())
     assert origins["output_dir"] == str(leaf)
-    # overrides still win over the whole chain
+    # overrides still win over the whole chain; one into a shorthand value is a clear error
     assert load_config(BlueTrainConfig, leaf, {"grpo.max_steps": 2}).grpo.max_steps == 2
+    with pytest.raises(ConfigError, match="'profiler' is 'm', not a mapping"):
+        load_config(BlueTrainConfig, leaf, {"profiler.dtype": "float32"})
 
 
 def test_errors_name_the_file(tmp_path):
