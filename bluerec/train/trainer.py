@@ -285,8 +285,10 @@ def _callbacks(
                      row[f"eval/ndcg@{k}"], k, row[f"eval/recall@{k}"], row["eval/n_users"], row["eval/seconds"])
             state.log_history.append({**row, "step": state.global_step})
             evals.append(emit({"kind": "eval", "step": state.global_step, **row}))
-            best = select(model, state.global_step, row) if select is not None else None
-            if best is not None:  # eval.select_best: this step's profiler is now <output_dir>/best
+            # eval.select_best: one process writes best/ (under multi-process training every rank validates)
+            best = select(model, state.global_step, row) if select is not None and state.is_world_process_zero \
+                else None
+            if best is not None:  # this step's profiler is now <output_dir>/best
                 emit({"kind": "best", **best})
 
         def on_train_begin(self, args, state, control, model=None, **kwargs):
