@@ -11,9 +11,10 @@ from bluerec.data.config import PrepareConfig
 from bluerec.pipeline import QuickstartConfig
 from bluerec.serve.settings import ServeSettings
 from bluerec.train.config import BlueTrainConfig
+from bluerec.workflow import WarmStartRunConfig
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
-MODELS = {"data": PrepareConfig, "train": BlueTrainConfig, "serve": ServeSettings}
+MODELS = {"data": PrepareConfig, "train": BlueTrainConfig, "serve": ServeSettings, "warmstart": WarmStartRunConfig}
 
 
 ACCELERATE = CONFIGS / "accelerate"  # accelerate's own launch configs, not bluerec's

@@ -24,6 +24,7 @@ from bluerec.cli.jobs import profile, quickstart, train
 from bluerec.cli.qa import qa
 from bluerec.cli.report import report
 from bluerec.cli.serve import serve
+from bluerec.cli.warmstart import warmstart
 
 
 class _Bluerec(typer.Typer):
@@ -70,6 +71,7 @@ app.command("quickstart")(quickstart)
 app.command("report")(report)
 app.command("serve")(serve)
 app.command("qa")(qa)
+app.command("warmstart")(warmstart)
 
 
 @app.callback()

@@ -244,6 +244,16 @@ class TrainEvalConfig(StrictModel):
         max_new_tokens: profile length (``None`` = ``grpo.max_completion_length``). Default ``None``.
         save_profiles: write the profiles to ``<output_dir>/eval/profiles-step<N>.jsonl``. Default ``True``.
         seed: seeds the user sample. Default ``0``.
+
+    Parameters that choose the best checkpoint (on these validation users, never on test):
+        select_best: after every validation at step >= ``select_from_step`` whose ``select_metric`` beats the best
+            so far, the profiler of that step (LoRA merged) is saved atomically as ``<output_dir>/best/`` (with
+            ``best.json``: step, metric, value) and a ``kind: "best"`` row goes to ``metrics.jsonl``.
+            ``bluerec evaluate --profiler <output_dir>/best`` evaluates it. Default ``False``.
+        select_metric: ``ndcg`` / ``recall`` (at ``k``) or ``mrr``; higher is better, ties keep the earlier step.
+            Default ``"ndcg"`` (``eval/ndcg@10``).
+        select_from_step: the first step that may be chosen; ``1`` leaves the starting profiler (step 0) out, so
+            ``best/`` is always a GRPO-trained profiler. Default ``1``.
     """
 
     every_steps: int = Field(50, ge=0)
@@ -255,6 +265,20 @@ class TrainEvalConfig(StrictModel):
     max_new_tokens: int | None = Field(None, ge=1)
     save_profiles: bool = True
     seed: int = Field(0, ge=0)
+    select_best: bool = False
+    select_metric: Literal["ndcg", "recall", "mrr"] = "ndcg"
+    select_from_step: int = Field(1, ge=0)
+
+    @property
+    def select_key(self) -> str:
+        """The ``metrics.jsonl`` key of ``select_metric`` (e.g. ``eval/ndcg@10``)."""
+        return "eval/mrr" if self.select_metric == "mrr" else f"eval/{self.select_metric}@{self.k}"
+
+    @model_validator(mode="after")
+    def _selection_needs_evals(self) -> TrainEvalConfig:
+        if self.select_best and self.every_steps == 0 and not self.at_end:
+            raise ValueError("select_best needs validations after step 0: set every_steps > 0 or at_end: true")
+        return self
 
 
 class BlueTrainConfig(StrictModel):

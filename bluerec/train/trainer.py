@@ -21,6 +21,8 @@ Output layout of ``output_dir``::
                                rng_state.pth, trainer_state.json
     eval/profiles-step<N>.jsonl  validation profiles at step N: user_id, target_item, rank, profile
     final/                     save_pretrained of the trained profiler (LoRA merged) + tokenizer
+    best/                      eval.select_best: the profiler of the best validation step (LoRA merged),
+                               with best.json {step, metric, value} (bluerec.train.select)
 
 ``metrics.jsonl`` rows all have ``kind``, ``step`` (optimizer steps done) and ``time_s`` (seconds since this
 process started training):
@@ -34,6 +36,8 @@ process started training):
 - ``kind: "eval"`` — ``eval/ndcg@<k>``, ``eval/recall@<k>``, ``eval/mrr``, ``eval/n_users``,
   ``eval/degenerate_fraction``, ``eval/mean_words``, ``eval/seconds``.
 - ``kind: "summary"`` — the Trainer's closing line (``train_runtime``, ``train_steps_per_second``, ``train_loss``).
+- ``kind: "best"`` — ``eval.select_best``: a validation that beat every earlier one (step >= ``select_from_step``)
+  and was saved as ``best/``: ``metric``, ``value``, ``path``. The last such row is the chosen checkpoint.
 """
 
 from __future__ import annotations
@@ -71,7 +75,7 @@ METRICS_FILE = "metrics.jsonl"
 CONFIG_FILE = "train_config.yaml"
 FINAL_DIR = "final"
 _SECRET_KEY = re.compile(r"(^|[_-])(api[_-]?key|token|secret|password|credentials?)$", re.IGNORECASE)
-_RUN_ARTIFACTS = (METRICS_FILE, FINAL_DIR, "eval", "completions")
+_RUN_ARTIFACTS = (METRICS_FILE, FINAL_DIR, "best", "eval", "completions")
 
 
 @dataclass
@@ -88,6 +92,11 @@ class TrainResult:
     steps_per_s: float  # optimizer steps of this process per second (eval time included)
     evals: list[dict[str, Any]] = field(default_factory=list)  # the eval rows of this process
     train_metrics: dict[str, Any] = field(default_factory=dict)  # the Trainer's summary
+    best: dict[str, Any] | None = None  # eval.select_best: {step, metric, value, path} of best/ (None: off/none)
+
+    @property
+    def best_dir(self) -> Path | None:
+        return self.output_dir / self.best["path"] if self.best else None
 
     @property
     def last_eval(self) -> dict[str, Any] | None:
@@ -247,6 +256,7 @@ def _callbacks(
     config: BlueTrainConfig,
     progress: Progress | None,
     evals: list[dict[str, Any]],
+    select: Callable[[Any, int, dict[str, Any]], dict[str, Any] | None] | None = None,
 ) -> list[TrainerCallback]:
     from transformers import TrainerCallback
 
@@ -282,6 +292,11 @@ def _callbacks(
             state.log_history.append({**row, "step": state.global_step})
             if state.is_world_process_zero:  # every rank evaluates (keeps sharded models in step); one writes
                 evals.append(emit({"kind": "eval", "step": state.global_step, **row}))
+            # eval.select_best: one process writes best/ (under multi-process training every rank validates)
+            best = select(model, state.global_step, row) if select is not None and state.is_world_process_zero \
+                else None
+            if best is not None:  # this step's profiler is now <output_dir>/best
+                emit({"kind": "best", **best})
 
         def on_train_begin(self, args, state, control, model=None, **kwargs):
             if config.eval.at_start and state.global_step == 0:
@@ -639,6 +654,13 @@ def train_blue(
 
         metrics = MetricsLog(out / METRICS_FILE if is_main else out / f".{METRICS_FILE}.rank{rank}",
                              keep_until_step=start_step if checkpoint is not None else None)  # non-main never appends
+        select = None
+        if config.eval.select_best and is_main:  # only the main process keeps (and cleans up) best/
+            from bluerec.train.select import BestCheckpoint
+
+            best_keeper = BestCheckpoint(out, config.eval.select_key, config.eval.select_from_step,
+                                         resume_step=start_step if checkpoint is not None else None)
+            select = lambda m, step, row: best_keeper.consider(m, tokenizer, step, row)  # noqa: E731
         evals: list[dict[str, Any]] = []
         args = grpo_args(config, device, reward_weights)
         model.train()
@@ -653,7 +675,7 @@ def train_blue(
             args=args,
             train_dataset=train_ds,
             processing_class=tokenizer,
-            callbacks=[*_callbacks(metrics, evaluator, config, progress, evals), *callbacks],
+            callbacks=[*_callbacks(metrics, evaluator, config, progress, evals, select), *callbacks],
             peft_config=None,  # LoRA adapters, if any, were added by load_profiler
         )
         if not config.show_progress:
@@ -688,6 +710,7 @@ def train_blue(
             steps_per_s=done / seconds if seconds > 0 else float("nan"),
             evals=evals,
             train_metrics={k: _jsonable(v) for k, v in (output.metrics or {}).items()},
+            best=best_keeper.best if select is not None else None,
         )
     finally:
         torch.set_num_threads(threads)

@@ -1,5 +1,5 @@
-"""The choices bench/blue_beauty.py makes on its own: ablation reward sets, the validation-chosen checkpoint,
-and never resuming profiles written by another model."""
+"""bench/blue_beauty.py is a thin composition of the library's workflow: the YAML configs pointed at one dataset and
+one work folder, then warm start → GRPO with the best validation checkpoint → evaluation on the same test users."""
 
 from __future__ import annotations
 
@@ -13,52 +13,51 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(scope="module")
-def bench():
-    sys.path.insert(0, str(ROOT / "bench"))
-    spec = importlib.util.spec_from_file_location("blue_beauty_bench", ROOT / "bench" / "blue_beauty.py")
+def _load(name: str, path: Path):
+    spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # pydantic resolves the config's annotations through sys.modules
+    sys.modules[spec.name] = module
     spec.loader.exec_module(module)  # type: ignore[union-attr]
     return module
 
 
-def test_ablation_reward_sets(bench):
-    config = bench.BlueBeautyConfig()
-    both = bench.variant_rewards(config, "both")
-    assert both.enabled == ["infonce", "multiple_choice", "length_penalty"]
-    emb = bench.variant_rewards(config, "embedding")
-    assert emb.enabled == ["infonce", "length_penalty"] and emb.infonce.weight_item_to_profile > 0
-    one_way = bench.variant_rewards(config, "embedding_one_way")
-    assert one_way.enabled == ["infonce", "length_penalty"] and one_way.infonce.weight_item_to_profile == 0
-    assert one_way.infonce.weight_profile_to_item == both.infonce.weight_profile_to_item
-    assert bench.variant_rewards(config, "text").enabled == ["multiple_choice", "length_penalty"]
-    with pytest.raises(ValueError, match="allowed"):
-        bench.variant_rewards(config, "nope")
-    assert config.rewards.infonce.weight_item_to_profile > 0  # the base config is not changed in place
+@pytest.fixture(scope="module")
+def bench():
+    sys.path.insert(0, str(ROOT / "bench"))
+    return _load("blue_beauty_bench", ROOT / "bench" / "blue_beauty.py")
 
 
-def write_run(run: Path, curve: dict[int, float], checkpoints: list[int]) -> None:
-    run.mkdir()
-    rows = [{"kind": "train", "step": 1, "reward": -3.0}]
-    rows += [{"kind": "eval", "step": s, "eval/ndcg@10": v} for s, v in curve.items()]
-    (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    for step in checkpoints:
-        (run / f"checkpoint-{step}").mkdir()
-    (run / "final").mkdir()
+@pytest.fixture(scope="module")
+def fixtures():
+    return _load("_train_fixtures_bench", ROOT / "tests" / "train" / "conftest.py")
 
 
-def test_best_checkpoint_is_chosen_on_validation_after_rl(bench, tmp_path):
-    run = tmp_path / "run"
-    # step 0 (the warm start) is best, but every row must be "after RL"; 30 and 45 tie: the later one wins
-    write_run(run, {0: 0.5, 15: 0.1, 30: 0.3, 45: 0.3}, checkpoints=[15, 30])
-    curve = bench.validation_curve(run)
-    assert [c["step"] for c in curve] == [0, 15, 30, 45]
-    assert bench.best_checkpoint(run, curve) == (run / "final", 45)  # the last step lives in final/
-    curve[-1]["ndcg@10"] = 0.2
-    assert bench.best_checkpoint(run, curve) == (run / "checkpoint-30", 30)
-    with pytest.raises(RuntimeError, match="no validation after a GRPO step"):
-        bench.best_checkpoint(run, curve[:1])
+def test_plan_points_every_stage_at_one_dataset_and_work_folder(bench, tmp_path):
+    data, work = tmp_path / "data", tmp_path / "work"
+    plan = bench.make_plan(data, work, variants=list(bench.VARIANTS), max_users=2000)
+    assert plan.warmstart.dataset == data and plan.warmstart.output_dir == work / "warmstart"
+    assert plan.warmstart.profiler.model == "smollm2-135m-instruct" and len(plan.warmstart.targets) >= 2
+    for variant, cfg in plan.train.items():
+        assert cfg.dataset == data and cfg.output_dir == work / "grpo" / variant
+        assert cfg.profiler.model == str(work / "warmstart" / "model")  # GRPO starts from the chosen warm start
+        assert cfg.prompt == plan.warmstart.prompt and cfg.eval.select_best
+    r = {v: c.rewards for v, c in plan.train.items()}
+    assert r["both"].enabled == ["infonce", "multiple_choice", "length_penalty"]
+    assert r["embedding"].enabled == ["infonce", "length_penalty"] and r["embedding"].infonce.weight_item_to_profile > 0
+    assert r["text"].enabled == ["multiple_choice", "length_penalty"]
+    assert r["one_way"].enabled == ["infonce", "length_penalty"] and r["one_way"].infonce.weight_item_to_profile == 0
+    ev = plan.evaluate
+    assert ev.split == "test" and ev.max_users == 2000 and ev.intervals.references == bench.REFERENCES
+    assert set(ev.profiles) == {"zero_shot", "warmstart", *(f"blue_{v}" for v in bench.VARIANTS)}
+    assert not plan.zero_shot.lora.enabled and plan.zero_shot.model == "smollm2-135m-instruct"
+    with pytest.raises(SystemExit, match="unknown variant"):
+        bench.make_plan(data, work, variants=["nope"], max_users=None)
+
+
+def test_a_prompt_that_differs_from_the_warm_starts_is_refused(bench, tmp_path):
+    with pytest.raises(SystemExit, match="prompt differs"):
+        bench.make_plan(tmp_path, tmp_path, variants=["both"], max_users=None,
+                        train_overrides={"prompt.max_history_items": 9})
 
 
 def test_profiles_of_another_model_are_not_resumed(bench, tmp_path):
@@ -72,28 +71,42 @@ def test_profiles_of_another_model_are_not_resumed(bench, tmp_path):
     assert not bench.fresh_profiles(path, model_b).exists()  # another model: start over
 
 
-def test_a_work_folder_is_reused_only_with_its_own_settings(bench, tmp_path):
-    config = bench.BlueBeautyConfig()
-    bench.check_work_config(tmp_path, config)
-    bench.check_work_config(tmp_path, config)  # same settings: reuse
-    changed = config.model_copy(update={"grpo": config.grpo.model_copy(update={"learning_rate": 1e-3})})
-    with pytest.raises(SystemExit, match="changed: grpo"):
-        bench.check_work_config(tmp_path, changed)
+def test_the_composition_runs_end_to_end_and_resumes(bench, fixtures, tmp_path):
+    from bluerec.config import load_config
+    from bluerec.workflow import WarmStartRunConfig
 
+    data = fixtures.write_word_dataset(tmp_path / "data")
+    model = fixtures.save_tiny_qwen2(tmp_path / "qwen2")
+    tiny = ROOT / "configs" / "warmstart" / "tiny.yaml"
+    prompt = load_config(WarmStartRunConfig, tiny).prompt.model_dump(mode="json")
+    plan = bench.make_plan(
+        data, tmp_path / "work", variants=["both", "one_way"], max_users=None, warmstart_config=tiny,
+        warmstart_overrides={"profiler": {"model": str(model), "device": "cpu"}}, cache_dir=None,
+        train_overrides={"prompt": prompt, "profiler.lora.enabled": False, "profiler.device": "cpu",
+                         "num_threads": 1, "grpo.max_steps": 2, "grpo.save_steps": 1,
+                         "grpo.max_completion_length": 8, "grpo.batch_size": 8, "eval.every_steps": 1,
+                         "eval.num_users": 4, "eval.batch_size": 4, "max_train_examples": 8,
+                         "reader": {"model": "same_as_profiler", "max_length": 128}},
+        evaluate_overrides={"intervals": {"references": bench.REFERENCES, "n_resamples": 50},
+                            "protocols": [{"protocol": "full"}]})
+    plan.max_new_tokens = 8
+    out = bench.run_plan(plan, say=lambda m: None, embedder=None)
+    summary = out["summary"]
+    methods = set(summary["results"])
+    assert {"zero_shot", "warmstart", "blue_both", "blue_one_way", "last_item", "template"} <= methods
+    assert summary["n_users"] == 12  # every method on the same users
+    for variant in ("both", "one_way"):
+        best = out["grpo"][variant]["best"]
+        assert best["step"] >= 1 and Path(out["grpo"][variant]["profiler"]).name == "best"
+        steps = [c["step"] for c in out["grpo"][variant]["validation"]]
+        assert best["step"] in steps
+    assert "blue_both" in summary["intervals"]  # paired intervals against the references
+    profiles = tmp_path / "work" / "profiles" / "blue_both.test.jsonl"
+    assert len(profiles.read_text().splitlines()) == 12
 
-def test_a_worker_whose_bench_process_died_exits(bench):
-    import multiprocessing
-    import os
-    import time
-
-    ctx = multiprocessing.get_context("fork")  # the bench module is loaded by path, which spawn cannot re-import
-    orphan = ctx.Process(target=bench._exit_when_orphaned, args=(-1, 0.05))  # -1: never the parent's pid
-    orphan.start()
-    orphan.join(timeout=10)
-    assert orphan.exitcode == 1
-    child = ctx.Process(target=bench._exit_when_orphaned, args=(os.getpid(), 0.05))
-    child.start()
-    time.sleep(0.5)
-    assert child.is_alive()  # its parent lives: it keeps working
-    child.terminate()
-    child.join(timeout=10)
+    # A rerun reuses every stage: no training (the weights are untouched) and the same table.
+    weights = tmp_path / "work" / "grpo" / "both" / "best" / "model.safetensors"
+    mtime = weights.stat().st_mtime_ns
+    again = bench.run_plan(plan, say=lambda m: None, embedder=None)
+    assert weights.stat().st_mtime_ns == mtime
+    assert json.dumps(again["summary"]["results"], sort_keys=True) == json.dumps(summary["results"], sort_keys=True)
