@@ -89,7 +89,7 @@ def good_files(fmt: str, gz: bool) -> dict[str, list[tuple[str, list[str | bytes
     z = ".gz" if gz else ""
     if fmt == "amazon2023":
         return {
-            "reviews": [(f"All_Beauty.jsonl{z}", [az_review("U1", "P1", 1000), az_review("U1", "P2", 2000, rating=None),
+            "reviews": [(f"All_Beauty.jsonl{z}", [az_review("U1", "P1", 1000), az_review("U1", "P2", 2000, rating=4.0),
                                                    az_review("U2", "P1", 1500), az_review("U2", "P3", 900)])],
             "meta": [(f"meta_All_Beauty.jsonl{z}", [az_meta("P1"), az_meta("P2", price="None", details={}),
                                                     az_meta("P3", price="$12", categories=[], features=None)])],
@@ -184,7 +184,7 @@ def test_amazon2023_values(tmp_path: Path) -> None:
     inter = rows(con, "SELECT * FROM staged_interactions ORDER BY source_order")
     assert [(r["user_id"], r["item_id"], r["timestamp"], r["source_order"]) for r in inter] == [
         ("U1", "P1", 1000, 1), ("U1", "P2", 2000, 2), ("U2", "P1", 1500, 3), ("U2", "P3", 900, 4)]
-    assert inter[0]["rating"] == 5.0 and inter[1]["rating"] is None
+    assert inter[0]["rating"] == 5.0 and inter[1]["rating"] == 4.0
     assert inter[0]["review_title"] == "Nice" and inter[0]["review_text"] == "Works."
     items = {r["item_id"]: r for r in rows(con, "SELECT * FROM staged_items")}
     p1, p2, p3 = items["P1"], items["P2"], items["P3"]
@@ -320,6 +320,7 @@ BAD = [
     ("amazon2023", "reviews", az_review("U1", "P1", 5).replace('"user_id": "U1"', '"user_id": {"id": 1}'), "user_id", "expected a string or integer id, got object"),
     ("amazon2023", "reviews", az_review("U1", "P1", 5).replace('"user_id": "U1"', '"user_id": ""'), "user_id", "empty id"),
     ("amazon2023", "reviews", az_review("U1", "P1", 5, rating="five"), "rating", "expected a number, got string"),  # type: ignore[arg-type]
+    ("amazon2023", "reviews", az_review("U1", "P1", 5, rating=None), "rating", "missing"),
     ("amazon2023", "reviews", az_review("U1", "P1", 5, text=["x"]), "text", "expected a string, got array"),  # type: ignore[arg-type]
     ("amazon2023", "reviews", az_review("U1", "P1", 5).replace('"timestamp": 5', '"timestamp": 99999999999999999999'), "timestamp", "integer"),
     ("amazon2023", "reviews", b'{"user_id": "U\xff\xfe", "parent_asin": "P1", "timestamp": 5}', None, "not valid UTF-8"),
@@ -345,6 +346,7 @@ BAD = [
     ("google_local", "reviews", json.dumps({"user_id": "1", "time": 5}), "gmap_id", "missing"),
     ("google_local", "reviews", gl_review("1", "G1", 5).replace('"time": 5', '"time": "yesterday"'), "time", "expected an integer, got string"),
     ("google_local", "reviews", gl_review("1", "G1", 5).replace('"rating": 4', '"rating": "five"'), "rating", "expected a number"),
+    ("google_local", "reviews", gl_review("1", "G1", 5).replace('"rating": 4', '"rating": null'), "rating", "missing"),
     ("google_local", "reviews", b'{"user_id": "1", "gmap_id": "G1", "time": 5, "text": "caf\xe9"}', None, "not valid UTF-8"),
     ("google_local", "meta", gl_meta("G7", category="Cafe"), "category", "expected a list of strings, got string"),
     ("google_local", "reviews", gl_review(1.5, "G1", 5), "user_id", "expected a string or integer id, got number"),  # type: ignore[arg-type]

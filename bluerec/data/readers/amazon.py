@@ -40,7 +40,7 @@ REVIEW_FIELDS = (
     Field("user_id", "id", required=True),
     Field("parent_asin", "id", required=True, name="item_id"),
     Field("timestamp", "int", required=True, checks="timestamp_ms"),  # Unix milliseconds
-    Field("rating", "num", checks="rating"),  # 1-5 stars; absent = no rating (the pipeline does not use it)
+    Field("rating", "num", required=True, checks="rating"),  # 1-5 stars; every review of this format has one
     Field("title", "str", name="review_title"),
     Field("text", "str", name="review_text"),
 )

@@ -18,7 +18,7 @@ REVIEW_FIELDS = (
     Field("user_id", "id", required=True),
     Field("gmap_id", "id", required=True, name="item_id"),
     Field("time", "int", required=True, name="timestamp", checks="timestamp_ms"),  # Unix milliseconds already
-    Field("rating", "num", checks="rating"),  # 1-5 stars; absent = no rating (the pipeline does not use it)
+    Field("rating", "num", required=True, checks="rating"),  # 1-5 stars; every review of this format has one
     Field("text", "str", name="review_text"),
 )
 META_FIELDS = (
