@@ -29,9 +29,8 @@ sys.path.insert(0, str(ROOT))
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from bluerec.data.config import PrepareConfig, SourceConfig  # noqa: E402
 from bluerec.data.dataset import PreparedDataset  # noqa: E402
-from bluerec.data.prepare import prepare_dataset  # noqa: E402
+from bluerec.data.prepare import prepared_seqrec  # noqa: E402
 from bluerec.embed import Embedder  # noqa: E402
 from bluerec.eval.baselines import BASELINES  # noqa: E402
 from bluerec.eval.evaluator import EvalConfig  # noqa: E402
@@ -51,13 +50,8 @@ console = Console()
 
 def prepared(subset: str, data_root: Path) -> PreparedDataset:
     """Prepare ``subset`` once (5-core, leave-last-out); reuse the folder when it exists."""
-    out = data_root / subset
-    if not (out / "manifest.json").exists():
-        folder = SHARED / subset
-        cfg = PrepareConfig(source=SourceConfig(format="seqrec", sequences=[folder / "user2item.jsonl.gz"],
-                                                titles=[folder / "item2title.jsonl.gz"]), k_core=5)
-        prepare_dataset(cfg, out, progress=lambda m: console.print(f"  [dim]{m}[/]"))
-    return PreparedDataset(out)
+    return PreparedDataset(prepared_seqrec(SHARED / subset, data_root / subset,
+                                           progress=lambda m: console.print(f"  [dim]{m}[/]")))
 
 
 def run_subset(subset: str, args: argparse.Namespace, embedder: Embedder) -> dict[str, Any]:

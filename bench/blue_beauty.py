@@ -134,19 +134,13 @@ def run_plan(plan: Plan, say: Say = print, embedder: Any = None) -> dict[str, An
     """The three stages of the module docstring; returns what goes into the results JSON."""
     from bluerec.data.dataset import PreparedDataset
     from bluerec.eval.run import EvaluationRun
-    from bluerec.pipeline import generate_profile_file, train_printer
+    from bluerec.pipeline import StageTimer, generate_profile_file, train_printer
     from bluerec.train.select import read_best
     from bluerec.train.trainer import train_blue
     from bluerec.workflow import run_warmstart
 
-    timings: dict[str, float] = {}
-    clock = time.perf_counter()
-
-    def lap(stage: str) -> None:
-        nonlocal clock
-        timings[stage] = round(time.perf_counter() - clock, 1)
-        say(f"{stage} done in {timings[stage]:.0f}s")
-        clock = time.perf_counter()
+    lap = StageTimer(lambda stage, s: say(f"{stage} done in {s:.0f}s"))
+    timings = lap.timings
 
     say("1/3 warm start (bluerec warmstart): candidate targets, chosen on validation users")
     warm = run_warmstart(plan.warmstart, say=lambda m: say("    " + m))

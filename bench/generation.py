@@ -48,23 +48,23 @@ console = Console()
 
 
 def dataset(work: Path) -> tuple[PreparedDataset, str]:
+    """amazon2014-beauty from ``../shared/data`` when present, else a small synthetic Amazon 2023 dataset."""
+    from bluerec.data.prepare import prepared_seqrec
+
+    if SHARED.is_dir():
+        return PreparedDataset(prepared_seqrec(SHARED, work / "beauty2014")), "amazon2014-beauty"
     from bluerec.data.config import PrepareConfig, SourceConfig
     from bluerec.data.prepare import prepare_dataset
+    from bluerec.data.synth import SynthConfig, write_synth
 
-    out = work / ("beauty2014" if SHARED.is_dir() else "synth")
+    out = work / "synth"
     if not (out / "manifest.json").exists():
-        if SHARED.is_dir():
-            cfg = PrepareConfig(source=SourceConfig(format="seqrec", sequences=[SHARED / "user2item.jsonl.gz"],
-                                                    titles=[SHARED / "item2title.jsonl.gz"]), k_core=5)
-        else:
-            from bluerec.data.synth import SynthConfig, write_synth
-
-            raw = work / "raw"
-            write_synth(SynthConfig(n_users=300, n_items=200), raw)
-            cfg = PrepareConfig(source=SourceConfig(format="amazon2023", reviews=sorted(raw.glob("*reviews*")),
-                                                    meta=sorted(raw.glob("*meta*"))), k_core=0)
+        raw = work / "raw"
+        write_synth(SynthConfig(n_users=300, n_items=200), raw)
+        cfg = PrepareConfig(source=SourceConfig(format="amazon2023", reviews=[raw / "amazon" / "All_Beauty.jsonl.gz"],
+                                                meta=[raw / "amazon" / "meta_All_Beauty.jsonl.gz"]), k_core=0)
         prepare_dataset(cfg, out, progress=lambda m: None)
-    return PreparedDataset(out), "amazon2014-beauty" if SHARED.is_dir() else "synthetic"
+    return PreparedDataset(out), "synthetic"
 
 
 def matmul_flops_per_s(seconds: float = 2.0, n: int = 1024) -> float:

@@ -30,9 +30,8 @@ sys.path.insert(0, str(ROOT))
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from bluerec.data.config import PrepareConfig, SourceConfig  # noqa: E402
 from bluerec.data.dataset import PreparedDataset  # noqa: E402
-from bluerec.data.prepare import prepare_dataset  # noqa: E402
+from bluerec.data.prepare import prepared_seqrec  # noqa: E402
 from bluerec.eval.sasrec import (SASRecConfig, evaluate_sasrec, sasrec_data, sasrec_evaluators,  # noqa: E402
                                  train_sasrec)
 from bluerec.io import write_json_atomic, write_text_atomic  # noqa: E402
@@ -61,13 +60,8 @@ console = Console()
 
 def prepared(data_root: Path) -> PreparedDataset:
     """Prepare amazon2014-beauty exactly as ``bench/baselines.py`` does (5-core, leave-last-out); reuse the folder."""
-    out = data_root / SUBSET
-    if not (out / "manifest.json").exists():
-        folder = SHARED / SUBSET
-        cfg = PrepareConfig(source=SourceConfig(format="seqrec", sequences=[folder / "user2item.jsonl.gz"],
-                                                titles=[folder / "item2title.jsonl.gz"]), k_core=5)
-        prepare_dataset(cfg, out, progress=lambda m: console.print(f"  [dim]{m}[/]"))
-    return PreparedDataset(out)
+    return PreparedDataset(prepared_seqrec(SHARED / SUBSET, data_root / SUBSET,
+                                           progress=lambda m: console.print(f"  [dim]{m}[/]")))
 
 
 def compare(metrics: dict[str, dict[str, float]]) -> dict[str, Any]:

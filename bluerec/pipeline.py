@@ -189,14 +189,8 @@ def run_quickstart(config: QuickstartConfig, out: Path, say: Say) -> dict[str, A
     from bluerec.train.trainer import train_blue
 
     torch.set_num_threads(config.num_threads)
-    timings: dict[str, float] = {}
-    clock = time.perf_counter()
-
-    def lap(stage: str) -> None:
-        nonlocal clock
-        timings[stage] = round(time.perf_counter() - clock, 1)
-        say(f"[bold]{stage}[/] done in {timings[stage]:.0f}s")
-        clock = time.perf_counter()
+    lap = StageTimer(lambda stage, s: say(f"[bold]{stage}[/] done in {s:.0f}s"))
+    timings = lap.timings
 
     say("1/7 synthesising Amazon-2023-schema data with drifting user interests")
     synth = write_synth(config.synth, out / "raw")
@@ -266,6 +260,22 @@ def run_quickstart(config: QuickstartConfig, out: Path, say: Say) -> dict[str, A
 
     say(f"report: {write_report(out)}")
     return summary
+
+
+class StageTimer:
+    """Wall seconds per stage of a job: each call ``timer(stage)`` closes the stage that just ran (since the previous
+    call, or since the timer was made), records it in ``timings`` and reports it through ``report(stage, seconds)``."""
+
+    def __init__(self, report: Callable[[str, float], None] | None = None) -> None:
+        self.timings: dict[str, float] = {}
+        self.report = report
+        self._clock = time.perf_counter()
+
+    def __call__(self, stage: str) -> None:
+        self.timings[stage] = round(time.perf_counter() - self._clock, 1)
+        if self.report is not None:
+            self.report(stage, self.timings[stage])
+        self._clock = time.perf_counter()
 
 
 def loss_printer(say: Say, name: str, every: int = 25) -> Callable[[dict[str, Any]], None]:

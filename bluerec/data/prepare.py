@@ -462,3 +462,16 @@ def _run(con: Any, config: PrepareConfig, tmp: Path, say: Progress) -> dict[str,
     )
     say(f"{c['users']:,} users, {c['items']:,} items, {c['interactions']:,} interactions")
     return c
+
+
+def prepared_seqrec(folder: str | Path, out_dir: str | Path, *, k_core: int = 5,
+                    progress: Progress | None = None) -> Path:
+    """A shared seqrec subset (``user2item.jsonl.gz`` + ``item2title.jsonl.gz`` in ``folder``) prepared into
+    ``out_dir`` once (k-core, leave-last-out); an existing prepared folder is reused as it is. Returns ``out_dir``.
+    The benchmarks prepare the ``../shared/data`` subsets through this one function, so they all see the same data."""
+    folder, out_dir = Path(folder), Path(out_dir)
+    if not (out_dir / "manifest.json").exists():
+        config = PrepareConfig(source=SourceConfig(format="seqrec", sequences=[folder / "user2item.jsonl.gz"],
+                                                   titles=[folder / "item2title.jsonl.gz"]), k_core=k_core)
+        prepare_dataset(config, out_dir, progress=progress)
+    return out_dir
