@@ -11,6 +11,7 @@ import contextlib
 import logging
 import os
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -111,3 +112,11 @@ def say(message: str) -> None:
 
 def warn(message: str) -> None:
     console.print(f"[yellow]warning:[/] {escape(message)}", highlight=False, soft_wrap=True)
+
+
+def name_path(spec: str) -> tuple[str, Path]:
+    """``NAME=PATH`` (``--profiles``) as ``(name, Path)``; anything else is a usage error naming the option."""
+    name, sep, path = spec.partition("=")
+    if not sep or not name or not path:
+        raise typer.BadParameter(f"--profiles expects NAME=PATH, got {spec!r}")
+    return name, Path(path)

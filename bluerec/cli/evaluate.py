@@ -7,7 +7,7 @@ from typing import Any, Optional
 
 import typer
 
-from bluerec.cli._common import check_at_least, console, friendly_errors, say, warn
+from bluerec.cli._common import check_at_least, console, friendly_errors, name_path, say, warn
 
 
 def evaluate(
@@ -61,7 +61,7 @@ def evaluate(
         if method:
             data["methods"] = method
         if profiles:
-            data["profiles"] = dict(_name_path(p) for p in profiles)
+            data["profiles"] = dict(name_path(p) for p in profiles)
         if profiler is not None:  # its file is written below; named now so --reference profiler validates
             data["profiles"] = {**(data.get("profiles") or {}), "profiler": out / "profiler_profiles.jsonl"}
         if protocol:
@@ -104,10 +104,3 @@ def evaluate(
                   title=f"{summary['split']} users: {summary['n_users']:,}, items: {summary['n_items']:,}", console=console)
     print_intervals(summary, console=console)
     say(f"results in {out}")
-
-
-def _name_path(spec: str) -> tuple[str, Path]:
-    name, sep, path = spec.partition("=")
-    if not sep or not name or not path:
-        raise typer.BadParameter(f"--profiles expects NAME=PATH, got {spec!r}")
-    return name, Path(path)

@@ -7,7 +7,7 @@ from typing import Any, Optional
 
 import typer
 
-from bluerec.cli._common import check_at_least, console, friendly_errors, say
+from bluerec.cli._common import check_at_least, console, friendly_errors, name_path, say
 
 
 def qa(
@@ -57,7 +57,7 @@ def qa(
         if context is not None:
             data["contexts"] = context
         if profiles:
-            data["profiles"] = dict(_name_path(p) for p in profiles)
+            data["profiles"] = dict(name_path(p) for p in profiles)
         reader_cfg: dict[str, Any] = dict(data.get("reader") or {})
         if reader is not None:
             reader_cfg["model"] = reader
@@ -88,10 +88,3 @@ def qa(
 
     console.print(summary_markdown(summary), markup=False, highlight=False)
     say(f"results in {out}")
-
-
-def _name_path(spec: str) -> tuple[str, Path]:
-    name, sep, path = spec.partition("=")
-    if not sep or not name or not path:
-        raise typer.BadParameter(f"--profiles expects NAME=PATH, got {spec!r}")
-    return name, Path(path)
