@@ -60,10 +60,7 @@ def load_profiler(config: ProfilerConfig | str | Path, *, trainable: bool = Fals
         lora_path=config.lora_path, attn_implementation=config.attn_implementation, batch_size=config.batch_size,
         model_init_kwargs=config.model_init_kwargs)
     profiler.name = config.model
-    from bluerec.models.registry import REGISTRY
-
-    if config.model in REGISTRY:
-        profiler.generation_defaults = dict(REGISTRY[config.model].generation)
+    profiler.generation_defaults = registry_generation_defaults(config)
     if trainable and config.lora.enabled:
         from peft import get_peft_model
 
@@ -71,3 +68,25 @@ def load_profiler(config: ProfilerConfig | str | Path, *, trainable: bool = Fals
         profiler = HFProfiler(model, profiler.tokenizer, name=config.model, batch_size=config.batch_size,
                               lora_path=config.lora_path)
     return profiler
+
+
+def registry_generation_defaults(config: ProfilerConfig) -> dict[str, Any]:
+    """The repetition controls a known model applies where a generation config leaves them unset (``{}`` for
+    models outside the registry)."""
+    from bluerec.models.registry import REGISTRY
+
+    return dict(REGISTRY[config.model].generation) if config.model in REGISTRY else {}
+
+
+def describe_profiler(config: ProfilerConfig) -> dict[str, Any]:
+    """What ``load_profiler(config).describe()`` returns, without loading the model: the ``generation`` field of
+    profile files, for a driver that holds no model (the Ray engine). Tested equal to the loaded back-ends."""
+    if config.backend == "openai":
+        return {"backend": "openai_compat", "model": config.model, "base_url": str(config.base_url).rstrip("/")}
+    if config.backend == "vllm":
+        return {"backend": "vllm", "model": config.model}
+    out: dict[str, Any] = {"backend": "hf", "model": config.model, "lora": config.lora_path}
+    defaults = registry_generation_defaults(config)
+    if defaults:
+        out["generation_defaults"] = defaults
+    return out

@@ -74,14 +74,13 @@ def _import_ray() -> Any:
 def settings_of(profiler: ProfilerConfig, split: str, prompt_config: PromptConfig, gen_config: GenerationConfig
                 ) -> dict[str, Any]:
     """The ``generation`` field the local engine writes for ``profiler``, without loading the model (the driver
-    holds no model). Equal to ``generation_settings(load_profiler(profiler), ...)`` (tested)."""
+    holds no model): :func:`~bluerec.profiler.loader.describe_profiler` in place of the back-end's ``describe``."""
+    from bluerec.profiler.loader import describe_profiler
     from bluerec.profiler.profile import generation_settings
 
     class _Described:
         def describe(self) -> dict[str, Any]:
-            if profiler.backend == "openai":
-                return {"backend": "openai_compat", "model": profiler.model, "base_url": str(profiler.base_url)}
-            return {"backend": "hf", "model": profiler.model, "lora": profiler.lora_path}
+            return describe_profiler(profiler)
 
     return generation_settings(_Described(), split, prompt_config, gen_config)  # type: ignore[arg-type]
 

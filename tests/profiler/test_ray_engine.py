@@ -25,10 +25,20 @@ def local_ray():
     ray.shutdown()
 
 
-def test_settings_without_the_model_equal_the_loaded_backend(micro_dir):
+def test_settings_without_the_model_equal_the_loaded_backend(micro_dir, monkeypatch):
     cfg = ProfilerConfig(model=str(micro_dir), device="cpu")
     gen = GenerationConfig(do_sample=False, max_new_tokens=8)
     assert settings_of(cfg, "test", PROMPT, gen) == generation_settings(load_profiler(cfg), "test", PROMPT, gen)
+    # A known model applies (and records) its registry's repetition defaults: the driver must record them too.
+    from bluerec.models.registry import REGISTRY
+
+    entry = next(iter(REGISTRY.values())).model_copy(update={"generation": {"no_repeat_ngram_size": 3}})
+    monkeypatch.setitem(REGISTRY, str(micro_dir), entry)
+    loaded = generation_settings(load_profiler(cfg), "test", PROMPT, gen)
+    assert loaded["generation_defaults"] == {"no_repeat_ngram_size": 3}
+    assert settings_of(cfg, "test", PROMPT, gen) == loaded
+    remote = ProfilerConfig(backend="openai", model="m", base_url="http://127.0.0.1:9/v1/")
+    assert settings_of(remote, "test", PROMPT, gen) == generation_settings(load_profiler(remote), "test", PROMPT, gen)
 
 
 def test_ray_matches_local_and_resumes(local_ray, micro_dir, tiny_dataset, tmp_path):

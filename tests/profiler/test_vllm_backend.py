@@ -66,3 +66,11 @@ def test_cli_backend_vllm_without_vllm_says_how_to_install(micro_dir, tiny_datas
                                    "--out", str(tmp_path / "p.jsonl"), "--backend", "vllm"])
     assert res.exit_code != 0
     assert "bluerec[vllm]" in (res.output + str(res.exception))
+
+
+def test_vllm_refuses_an_ngram_ban_it_cannot_apply():
+    from bluerec.profiler.backends.vllm import VLLMProfiler
+
+    profiler = object.__new__(VLLMProfiler)  # no engine needed: the check comes first
+    with pytest.raises(ValueError, match="no_repeat_ngram_size"):
+        profiler.generate([[{"role": "user", "content": "x"}]], no_repeat_ngram_size=3)

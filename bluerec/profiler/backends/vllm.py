@@ -59,14 +59,19 @@ class VLLMProfiler:
 
     def generate(self, prompts_messages: list[list[dict]], *, num_samples: int = 1, max_new_tokens: int = 128,
                  temperature: float = 1.0, top_p: float = 1.0, do_sample: bool = True,
-                 seed: int | None = 0) -> list[list[str]]:
+                 seed: int | None = 0, no_repeat_ngram_size: int | None = None,
+                 repetition_penalty: float | None = None) -> list[list[str]]:
         from bluerec.profiler.prompts import render_prompt
 
+        if no_repeat_ngram_size:  # vLLM has no n-gram ban; silently ignoring it would change the profiles
+            raise ValueError("backend 'vllm' does not support no_repeat_ngram_size; use repetition_penalty "
+                             "or backend 'hf'")
         if not prompts_messages:
             return []
+        extra = {} if repetition_penalty is None else {"repetition_penalty": repetition_penalty}
         params = self._sampling_params(
             n=num_samples, max_tokens=max_new_tokens, temperature=temperature if do_sample else 0.0,
-            top_p=top_p if do_sample else 1.0, seed=seed,
+            top_p=top_p if do_sample else 1.0, seed=seed, **extra,
         )
         prompts = [render_prompt(m, self.tokenizer) for m in prompts_messages]
         outputs = self.llm.generate(prompts, params, use_tqdm=False)
