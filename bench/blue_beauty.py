@@ -240,6 +240,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--work", type=Path, default=ROOT / "runs" / "bench_blue_beauty")
     p.add_argument("--data-root", type=Path, default=ROOT / "data" / "prepared")
     p.add_argument("--cache-dir", type=Path, default=ROOT / ".cache" / "embeddings")
+    p.add_argument("--num-threads", type=int, default=None,
+                   help="torch threads of every stage (default: the configs' num_threads); 1 on a busy machine, where "
+                        "two threads competing with other processes make each step several times slower")
     p.add_argument("--smoke", action="store_true", help="a small synthetic dataset, a micro profiler, a few steps")
     p.add_argument("--out", type=Path, default=RESULTS / "blue_beauty.json")
     args = p.parse_args(argv)
@@ -259,9 +262,15 @@ def main(argv: list[str] | None = None) -> int:
         subset = SUBSET
     if args.max_users and not args.smoke:
         ev_over["max_users"] = args.max_users
+    if args.num_threads:
+        ws_over["num_threads"] = train_over["num_threads"] = args.num_threads
     plan = make_plan(dataset, args.work, variants=args.variants, max_users=args.max_users or None,
                      warmstart_config=args.warmstart_config, train_dir=args.train_dir, warmstart_overrides=ws_over,
                      train_overrides=train_over, evaluate_overrides=ev_over, cache_dir=args.cache_dir)
+    if args.num_threads:
+        import torch
+
+        torch.set_num_threads(args.num_threads)  # the evaluation stage's generation
     out = run_plan(plan, say)
     from bluerec.eval.evaluator import print_summary
     from bluerec.io import write_text_atomic
