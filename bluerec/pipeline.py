@@ -1,93 +1,122 @@
 """End-to-end jobs built from the library: ``bluerec quickstart`` and profile generation for evaluation.
 
-The quick start runs the whole BLUE loop offline on the embedded defaults, small enough for 2 CPU cores:
+The quick start runs the whole BLUE loop offline on the embedded defaults — SmolLM2-135M-Instruct as the profiler,
+all-MiniLM-L6-v2 as the embedder — small enough for 2 CPU cores:
 
-1. ``data synth``: Amazon-2023-schema files with users whose interests drift over time;
-2. ``data prepare``: dedupe, k-core, leave-last-out split;
-3. baselines: popularity, raw history text, mean / last item embedding, template profile;
-4. micro profiler: tokenizer + small Qwen2 model, warm-started by supervised training;
-5. micro reader: a second small model warm-started on (template profile → next item title), the frozen
-   reader of the text-space multiple-choice reward;
-6. GRPO (TRL) with the bidirectional InfoNCE and multiple-choice rewards;
-7. evaluation of the warm-start and BLUE profilers beside every baseline (full ranking and sampled),
-   a results table (markdown + JSON) and three example users.
+1. the profiler model: fetched and converted on first use (``bluerec models fetch smollm2-135m-instruct``);
+2. ``data synth``: Amazon-2023-schema files with users whose interests drift over time;
+3. ``data prepare``: dedupe, k-core, leave-last-out split;
+4. baselines on a seeded sample of test users: popularity, raw history text, mean / last item embedding,
+   template profile, the successor baselines;
+5. the zero-shot profile: the pretrained profiler as it is;
+6. warm start (``bluerec warmstart``): LoRA supervised training on the ``warmstart.target`` texts, merged;
+7. GRPO (TRL, LoRA) with the bidirectional InfoNCE and the multiple-choice rewards; the reader is the frozen
+   warm-started weights (the trained model with its adapters disabled);
+8. evaluation of the zero-shot, warm-start and BLUE profiles beside every baseline on the same users (full ranking
+   and sampled candidates) with paired bootstrap intervals, a results table (markdown + JSON), three example
+   users and the HTML report.
+
+``profiler.backend: micro`` swaps in the project's micro model (built for the synthetic catalogue; for tests).
 """
 
 from __future__ import annotations
 
 import random
+import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from bluerec.config import StrictModel
 from bluerec.data.config import PrepareConfig
 from bluerec.data.synth import SynthConfig
 from bluerec.profiler.backends.micro import MicroModelConfig
-from bluerec.profiler.config import ProfilerConfig
+from bluerec.profiler.config import LoraSettings, ProfilerConfig
 from bluerec.profiler.prompts import PromptConfig
 from bluerec.profiler.warmstart import WarmStartConfig
-from bluerec.rewards import InfoNCERewardConfig, MultipleChoiceRewardConfig
-from bluerec.train.config import GRPOSettings, RewardsConfig, TrainEvalConfig
+from bluerec.train.config import GRPOSettings, ReaderConfig, RewardsConfig, TrainEvalConfig
 
 Say = Callable[[str], None]
 
 
 def _compact_prompt() -> PromptConfig:
-    # Short prompts keep a CPU-only micro model fast: the 8 most recent titles, no reviews.
-    return PromptConfig(max_history_items=8, max_prompt_tokens=192, max_item_chars=60, review_snippet_chars=0,
-                        include_ratings=False, item_field="title")
+    # Short prompts keep a 135M model on 2 CPU cores fast: the 5 most recent titles, a one-line instruction.
+    return PromptConfig(system_prompt="You write short, readable shopper profiles.",
+                        instruction="Write a concise profile of this user's current interests and preferences.",
+                        max_history_items=5, max_prompt_tokens=160, max_item_chars=60, min_item_chars=40,
+                        review_snippet_chars=0, include_ratings=False, item_field="title")
+
+
+def _rewards() -> RewardsConfig:
+    # Floors below what real profiles score, so GRPO never learns that an empty profile pays.
+    return RewardsConfig.model_validate({
+        "enabled": ["infonce", "multiple_choice", "length_penalty"],
+        "weights": {"infonce": 1.0, "multiple_choice": 1.0, "length_penalty": 0.5},
+        "infonce": {"temperature": 0.05, "num_negatives": 32, "floor": -10.0},
+        "multiple_choice": {"num_choices": 4, "floor": 0.0},
+        "length_penalty": {"min_length": 8, "max_length": 60}})
 
 
 class QuickstartConfig(StrictModel):
-    """Everything ``bluerec quickstart`` does (``configs/quickstart.yaml``). Defaults fit ~15 minutes on 2 cores."""
+    """Everything ``bluerec quickstart`` does (``configs/quickstart.yaml``). Defaults fit ~12 minutes on 2 cores.
+
+    Parameters:
+        synth, k_core: the synthetic data and its k-core.
+        profiler: the profiler to start from (default SmolLM2-135M-Instruct, float32, LoRA r=16 on all linear
+            layers, on the CPU so the README's numbers reproduce; ``device: auto`` uses a GPU). With
+            ``backend: micro`` a micro model (``micro``, ``vocab_size``) is built for the catalogue instead.
+        prompt: the prompt of every stage (short: generation cost grows with it).
+        eval_users: the seeded sample of test users every method is scored on (``None``: all). Default 120.
+        eval_seed: seeds that sample and the bootstrap (fixed apart from ``seed`` so seeds compare on the same users).
+        references: methods every other method gets a paired 95% interval against.
+        warmstart: the supervised warm start (``recent_items``: the profiler learns to restate the newest items).
+        rewards, reader: BLUE's rewards; the multiple-choice reader (default: the frozen profiler weights).
+        grpo: TRL GRPO settings; train_eval: validation during training (default off: BLUE is the final model).
+        max_new_tokens: profile length at evaluation (greedy).
+        num_threads: torch threads (results can depend on it: keep it fixed to reproduce).
+        seed: the training seed (warm start data order, GRPO sampling); the data and user sample stay fixed.
+    """
 
     synth: SynthConfig = Field(default_factory=lambda: SynthConfig(
         n_users=600, n_items=240, n_interests=16, mean_interactions=10, max_interactions=30, seed=0))
     k_core: int = Field(3, ge=0)
-    prompt: PromptConfig = Field(default_factory=_compact_prompt)
-    vocab_size: int = Field(2048, ge=256)
+    profiler: ProfilerConfig = Field(default_factory=lambda: ProfilerConfig(
+        model="smollm2-135m-instruct", dtype="float32", device="cpu",
+        lora=LoraSettings(enabled=True, r=16, alpha=32, dropout=0.0)))
     micro: MicroModelConfig = Field(default_factory=lambda: MicroModelConfig(hidden_size=128, intermediate_size=384))
+    vocab_size: int = Field(2048, ge=256)
+    prompt: PromptConfig = Field(default_factory=_compact_prompt)
+    eval_users: int | None = Field(120, ge=1)
+    eval_seed: int = 0
+    references: list[str] = Field(default_factory=lambda: ["zero_shot", "last_item", "template", "history_text"])
     warmstart: WarmStartConfig = Field(default_factory=lambda: WarmStartConfig(
-        target="template", max_examples=9600, max_steps=600, batch_size=16, learning_rate=3e-3,
-        max_prompt_tokens=192, max_target_tokens=64,  # 150 steps: the profiler ignores the history; 600: it reads it
-        # TRL's chunked LM head, as when the quick start's numbers were recorded: the plain loss is the same up to
-        # float rounding and 2x faster on CPU, but it changes the trajectory (README: quick start, sensitivity).
-        fused_lm_head=True))
-    reader: WarmStartConfig = Field(default_factory=lambda: WarmStartConfig(
-        target="template", max_examples=2400, max_steps=120, batch_size=16, learning_rate=3e-3,
-        max_prompt_tokens=160, max_target_tokens=32, fused_lm_head=True))
-    # Floors below what real profiles score, so GRPO never learns that an empty profile pays
-    # (a weak profile's InfoNCE is below the chance value log 1/(K+1); its multiple-choice probability near 1/C).
-    rewards: RewardsConfig = Field(default_factory=lambda: RewardsConfig(
-        enabled=["infonce", "multiple_choice", "length_penalty"],
-        infonce=InfoNCERewardConfig(floor=-10.0), multiple_choice=MultipleChoiceRewardConfig(floor=0.0)))
+        target="recent_items", max_examples=480, max_steps=30, batch_size=8, learning_rate=2e-4,
+        max_prompt_tokens=160, max_target_tokens=40, logging_steps=5))
+    rewards: RewardsConfig = Field(default_factory=_rewards)
+    reader: ReaderConfig = Field(default_factory=ReaderConfig)
     grpo: GRPOSettings = Field(default_factory=lambda: GRPOSettings(
-        max_steps=40, num_generations=4, batch_size=16, learning_rate=3e-5, max_completion_length=48,
-        save_steps=20, logging_steps=1))
-    train_eval: TrainEvalConfig = Field(default_factory=lambda: TrainEvalConfig(every_steps=10, num_users=100))
-    max_new_tokens: int = Field(48, ge=8)  # profile length at evaluation (greedy)
-    # Where the micro profiler runs. The README's numbers were recorded on CPU; "auto" uses CUDA when available.
-    device: str = "cpu"
-    num_threads: int = Field(1, ge=1)  # one thread is fastest for a micro model on a busy 2-core machine
+        max_steps=12, num_generations=4, batch_size=8, learning_rate=1e-4, max_completion_length=40,
+        temperature=0.7, save_steps=0, logging_steps=1))
+    train_eval: TrainEvalConfig = Field(default_factory=lambda: TrainEvalConfig(every_steps=0, at_start=False,
+                                                                                 at_end=False))
+    max_new_tokens: int = Field(40, ge=8)
+    generation_batch_size: int = Field(32, ge=1)
+    num_threads: int = Field(2, ge=1)
     seed: int = 0
 
-
-def reader_examples(dataset: Any, question_template: str, option_prefix: str, max_examples: int,
-                    seed: int) -> list[tuple[str, str]]:
-    """(reader context with a template profile → next item title) pairs from the train split, as plain text —
-    the same format :class:`~bluerec.rewards.HFOptionScorer` scores, so the reader learns what it is asked."""
-    from bluerec.profiler.template import template_items_for, template_profile
-
-    rows = [ex for ex in dataset.split("train") if ex.history]
-    if len(rows) > max_examples:
-        rows = random.Random(seed).sample(rows, max_examples)
-    titles, index = dataset.items.titles, dataset.items.index
-    return [(question_template.format(profile=template_profile(template_items_for(dataset, ex)), options=""),
-             option_prefix + titles[index[ex.item_id]]) for ex in rows]
+    @model_validator(mode="after")
+    def _checks(self) -> QuickstartConfig:
+        allowed = {"zero_shot", "warmstart", "blue", "popularity", "history_text", "mean_embedding", "last_item",
+                   "template", "successor_text", "successor_mean"}
+        bad = [r for r in self.references if r not in allowed]
+        if bad:
+            raise ValueError(f"references {bad} are not methods of the quick start; allowed: {sorted(allowed)}")
+        if self.profiler.backend not in ("hf", "micro"):
+            raise ValueError(f"profiler.backend {self.profiler.backend!r}: the quick start trains it (hf or micro)")
+        return self
 
 
 def warm_start_profiler(profiler: Any, dataset: Any, prompt: PromptConfig, config: WarmStartConfig,
@@ -101,19 +130,6 @@ def warm_start_profiler(profiler: Any, dataset: Any, prompt: PromptConfig, confi
                                        seed=seed, prompt_config=prompt, count_tokens=token_counter(profiler.tokenizer),
                                        next_item_chars=config.next_item_chars)
     return warm_start(profiler.model, profiler.tokenizer, examples, config, out_dir, progress=progress)
-
-
-def train_reader(tokenizer: Any, dataset: Any, micro: MicroModelConfig, config: WarmStartConfig,
-                 mc: MultipleChoiceRewardConfig, out_dir: Path, seed: int,
-                 progress: Callable[[dict[str, Any]], None] | None = None) -> Any:
-    """The frozen micro reader of the multiple-choice reward: a fresh micro model (seed + 1) warm-started on
-    :func:`reader_examples`; saved to ``out_dir``. Returns the ``WarmStartResult``."""
-    from bluerec.profiler.backends.micro import build_micro_model
-    from bluerec.profiler.warmstart import warm_start
-
-    model = build_micro_model(tokenizer, micro.model_copy(update={"seed": micro.seed + 1}))
-    examples = reader_examples(dataset, mc.question_template, mc.option_prefix, config.max_examples, seed)
-    return warm_start(model, tokenizer, examples, config, out_dir, progress=progress)
 
 
 def generate_profile_file(profiler: str | Path | ProfilerConfig, dataset: Any, split: str, out_path: Path,
@@ -175,91 +191,123 @@ def run_prompt_config(profiler: Path) -> PromptConfig:
 
 
 def run_quickstart(config: QuickstartConfig, out: Path, say: Say) -> dict[str, Any]:
-    """Run every stage (see the module docstring); returns the results summary also written to ``out``."""
+    """Run every stage (see the module docstring); returns the results summary also written to ``out``.
+
+    A rerun starts over: the data are rebuilt (identically) and every model is retrained, so no profile of an
+    earlier run's model is ever reused.
+    """
     import torch
 
     from bluerec.data.dataset import PreparedDataset
     from bluerec.data.prepare import prepare_dataset
     from bluerec.data.synth import write_synth
-    from bluerec.eval.run import EvaluateConfig, EvaluationRun, load_profile_texts
+    from bluerec.eval.run import EvaluateConfig, EvaluationRun, IntervalConfig, load_profile_texts
     from bluerec.io import write_json_atomic, write_text_atomic
-    from bluerec.profiler.backends.micro import build_micro_profiler, corpus_for
-    from bluerec.profiler.loader import load_profiler
-    from bluerec.train.config import BlueTrainConfig, ReaderConfig
+    from bluerec.train.config import BlueTrainConfig
     from bluerec.train.trainer import train_blue
+    from bluerec.workflow import WarmStartRunConfig, run_warmstart
 
     torch.set_num_threads(config.num_threads)
     lap = StageTimer(lambda stage, s: say(f"[bold]{stage}[/] done in {s:.0f}s"))
     timings = lap.timings
+    indented: Say = lambda m: say("    " + m)  # noqa: E731
+    models, profiles_dir = out / "models", out / "profiles"
+    # Everything below is retrained: nothing an earlier run wrote may be resumed from.
+    for stale in (models, profiles_dir, out / "train"):
+        shutil.rmtree(stale, ignore_errors=True)
 
-    say("1/7 synthesising Amazon-2023-schema data with drifting user interests")
+    say("1/8 synthesising Amazon-2023-schema data with drifting user interests")
     synth = write_synth(config.synth, out / "raw")
-    lap("synth")
-    say("2/7 preparing: dedupe, k-core, leave-last-out split")
+    say("2/8 preparing: dedupe, k-core, leave-last-out split")
     prepare_dataset(PrepareConfig(source=synth.source("amazon"), k_core=config.k_core, max_history=50), out / "data",
                     progress=lambda m: None)
     ds = PreparedDataset(out / "data")
     say(f"    {ds.counts['users']:,} users, {ds.counts['items']:,} items, {ds.counts['interactions']:,} interactions")
-    lap("prepare")
+    lap("data")
 
-    say("3/7 baselines (full ranking and 100 sampled candidates)")
-    run = EvaluationRun(EvaluateConfig(dataset=out / "data", cache_dir=out / "cache"), say=lambda m: None)
+    say(f"3/8 the profiler: {describe_start(config)}")
+    start = _starting_profiler(config, ds, models)
+    lap("model")
+
+    say(f"4/8 baselines on {config.eval_users or 'all'} seeded test users (full ranking and 100 sampled candidates)")
+    profiled = ["zero_shot", "warmstart", "blue"]
+    ev = EvaluateConfig(dataset=out / "data", cache_dir=out / "cache", max_users=config.eval_users,
+                        seed=config.eval_seed, profiles={m: profiles_dir / f"{m}.test.jsonl" for m in profiled},
+                        intervals=IntervalConfig(references=config.references))
+    run = EvaluationRun(ev, say=lambda m: None)
+    users = [ex.user_id for ex in run.examples]
     for method in run.config.methods:
         run.evaluate_queries(method, run.queries(method))
     lap("baselines")
 
-    say("4/7 micro profiler: tokenizer, model, supervised warm start")
-    models = out / "models"
-    init = build_micro_profiler(corpus_for(ds), models / "micro-init", vocab_size=config.vocab_size,
-                                model_config=config.micro, prompt_config=config.prompt)
-    prof = load_profiler(ProfilerConfig(backend="micro", model=str(init), device=config.device))
-    indented: Say = lambda m: say("    " + m)  # noqa: E731
-    result = warm_start_profiler(prof, ds, config.prompt, config.warmstart, models / "warmstart", config.seed,
-                                 progress=loss_printer(indented, "warm start"))
-    say(f"    warm start loss {result.first_loss:.2f} → {result.last_loss:.2f}")
+    def profile(name: str, profiler: ProfilerConfig) -> None:
+        t = time.perf_counter()
+        generate_profile_file(profiler, ds, "test", ev.profiles[name], config.prompt, config.max_new_tokens,
+                              user_ids=users, batch_size=config.generation_batch_size)
+        metrics = run.evaluate_texts(name, load_profile_texts(ev.profiles[name], run.examples))["full"]
+        indented(f"{name}: {len(users)} profiles in {time.perf_counter() - t:.0f}s, "
+                 f"full NDCG@10 {metrics['ndcg@10']:.4f}")
+
+    say("5/8 zero-shot profiles: the pretrained profiler as it is")
+    frozen = start.model_copy(update={"lora": LoraSettings()})
+    profile("zero_shot", frozen)
+    lap("zero-shot")
+
+    say(f"6/8 warm start ({config.warmstart.target}, {config.warmstart.max_steps} steps"
+        f"{', LoRA' if start.lora.enabled else ''})")
+    warm = run_warmstart(WarmStartRunConfig(
+        dataset=out / "data", profiler=start, prompt=config.prompt,
+        warmstart=config.warmstart.model_copy(update={"seed": config.seed}), item_cache_dir=out / "cache",
+        num_threads=config.num_threads, output_dir=models / "warmstart", overwrite=True), say=indented)
+    warm_model = Path(warm["model"])
+    profile("warmstart", frozen.model_copy(update={"model": str(warm_model), "model_init_kwargs": {}}))
     lap("warm start")
 
-    say("5/7 micro reader for the multiple-choice reward")
-    rres = train_reader(prof.tokenizer, ds, config.micro, config.reader, config.rewards.multiple_choice,
-                        models / "reader", config.seed, progress=loss_printer(indented, "reader"))
-    say(f"    reader loss {rres.first_loss:.2f} → {rres.last_loss:.2f}")
-    lap("reader")
-
-    say("6/7 GRPO with the InfoNCE and multiple-choice rewards")
-    profiles_dir = out / "profiles"
-    # The models were just (re)trained: profiles left by an earlier run must not be resumed from.
-    for stale in profiles_dir.glob("*.jsonl"):
-        stale.unlink()
-    generate_profile_file(models / "warmstart", ds, "test", profiles_dir / "warmstart.test.jsonl", config.prompt,
-                          config.max_new_tokens, device=config.device)
+    say(f"7/8 GRPO ({config.grpo.max_steps} steps) with the rewards {', '.join(config.rewards.enabled)}")
     train_cfg = BlueTrainConfig(
-        dataset=out / "data",
-        profiler=ProfilerConfig(backend="micro", model=str(models / "warmstart"), dtype="float32", device=config.device),
-        reader=ReaderConfig(model=str(models / "reader")), item_cache_dir=out / "cache",
-        prompt=config.prompt, rewards=config.rewards, grpo=config.grpo, eval=config.train_eval,
-        num_threads=config.num_threads, output_dir=out / "train", overwrite=True, show_progress=False,
-    )
-    trained = train_blue(train_cfg, progress=train_printer(indented))
+        dataset=out / "data", profiler=start.model_copy(update={"model": str(warm_model), "model_init_kwargs": {}}),
+        reader=config.reader, item_cache_dir=out / "cache", prompt=config.prompt, rewards=config.rewards,
+        grpo=config.grpo.model_copy(update={"seed": config.seed}), eval=config.train_eval,
+        num_threads=config.num_threads, output_dir=out / "train", overwrite=True, show_progress=False)
+    trained = train_blue(train_cfg, progress=train_printer(indented, every=2))
+    blue_model = trained.best_dir or trained.final_dir  # best/ when train_eval.select_best chose on validation
     lap("grpo")
 
-    say("7/7 evaluating the warm-start and BLUE profilers")
-    generate_profile_file(trained.final_dir, ds, "test", profiles_dir / "blue.test.jsonl", config.prompt,
-                          config.max_new_tokens, device=config.device)
-    for name in ("warmstart", "blue"):
-        texts = load_profile_texts(profiles_dir / f"{name}.test.jsonl", run.examples)
-        run.evaluate_texts(name, texts)
+    say("8/8 BLUE profiles, evaluation and report")
+    profile("blue", frozen.model_copy(update={"model": str(blue_model), "model_init_kwargs": {}}))
     run.save(out / "eval")
-    lap("evaluate")
-
     summary = run.summary()
+    lap("evaluate")
     summary["timings_s"] = timings
-    summary["examples"] = example_users(run, ["warmstart", "blue"], n=3, seed=config.seed)
+    summary["profiler"] = config.profiler.model
+    summary["seed"] = config.seed
+    summary["examples"] = example_users(run, profiled, n=3, seed=config.eval_seed)
     write_json_atomic(out / "results.json", summary)
     write_text_atomic(out / "results.md", results_markdown(summary))
     from bluerec.report import write_report
 
     say(f"report: {write_report(out)}")
     return summary
+
+
+def describe_start(config: QuickstartConfig) -> str:
+    if config.profiler.backend == "micro":
+        return f"a micro model built for this catalogue ({config.micro.hidden_size} hidden)"
+    return f"{config.profiler.model} ({config.profiler.dtype}, {config.profiler.device})"
+
+
+def _starting_profiler(config: QuickstartConfig, ds: Any, models: Path) -> ProfilerConfig:
+    """The profiler config every stage starts from: a known model fetched on first use, or a micro model built for
+    the synthetic catalogue."""
+    if config.profiler.backend == "micro":
+        from bluerec.profiler.backends.micro import build_micro_profiler, corpus_for
+
+        init = build_micro_profiler(corpus_for(ds), models / "micro-init", vocab_size=config.vocab_size,
+                                    model_config=config.micro, prompt_config=config.prompt)
+        return config.profiler.model_copy(update={"model": str(init)})
+    from bluerec.models.fetch import resolve_model
+
+    return config.profiler.model_copy(update={"model": resolve_model(config.profiler.model)})
 
 
 class StageTimer:

@@ -10,17 +10,18 @@ from bluerec.pipeline import QuickstartConfig, run_quickstart
 
 TINY = {
     "synth": {"n_users": 120, "n_items": 160, "n_interests": 6, "mean_interactions": 8, "max_interactions": 14, "seed": 1},
+    "profiler": {"backend": "micro", "model": "micro", "device": "cpu", "dtype": "float32"},
     "vocab_size": 512,
     "prompt": {"max_history_items": 4, "max_prompt_tokens": 400, "max_item_chars": 40, "review_snippet_chars": 0,
                "include_ratings": False, "item_field": "title"},
     "micro": {"hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2, "num_key_value_heads": 1,
               "intermediate_size": 64},
-    "warmstart": {"target": "template", "max_examples": 64, "max_steps": 3, "batch_size": 8, "learning_rate": 3e-3,
-                  "max_prompt_tokens": 400, "max_target_tokens": 32},
-    "reader": {"target": "template", "max_examples": 32, "max_steps": 2, "batch_size": 8, "max_prompt_tokens": 400,
-               "max_target_tokens": 16},
+    "warmstart": {"target": "recent_items", "max_examples": 64, "max_steps": 3, "batch_size": 8,
+                  "learning_rate": 3e-3, "max_prompt_tokens": 400, "max_target_tokens": 32},
+    "eval_users": 40,
     "grpo": {"max_steps": 2, "num_generations": 2, "batch_size": 4, "max_completion_length": 12, "save_steps": 0},
-    "train_eval": {"every_steps": 0, "num_users": 8},
+    "train_eval": {"every_steps": 0, "num_users": 8, "at_start": False, "at_end": False},
+    "num_threads": 1,
     "max_new_tokens": 12,
 }
 
@@ -30,14 +31,17 @@ def test_quickstart_runs_every_stage(tmp_path: Path):
     messages: list[str] = []
     summary = run_quickstart(cfg, tmp_path, say=messages.append)
     methods = set(summary["results"])
-    assert {"popularity", "history_text", "mean_embedding", "last_item", "template", "warmstart", "blue"} <= methods
+    assert {"popularity", "history_text", "mean_embedding", "last_item", "template", "zero_shot", "warmstart",
+            "blue"} <= methods
+    assert summary["n_users"] == 40  # the seeded sample: every method on the same users
+    assert "zero_shot" in summary["references"] and summary["intervals"]
     for by_protocol in summary["results"].values():
         assert set(by_protocol) == {"full", "sampled"}
         assert all(0.0 <= m["ndcg@10"] <= 1.0 for m in by_protocol.values())
     saved = json.loads((tmp_path / "results.json").read_text())
     assert len(saved["examples"]) == 3
     for user in saved["examples"]:
-        assert set(user["methods"]) == {"warmstart", "blue"}
+        assert set(user["methods"]) == {"zero_shot", "warmstart", "blue"}
         assert len(user["methods"]["blue"]["top5"]) == 5
     assert "| blue |" in (tmp_path / "results.md").read_text()
     assert (tmp_path / "train" / "final" / "config.json").exists()
@@ -75,5 +79,4 @@ def test_quickstart_rerun_never_reuses_profiles_of_the_previous_models(tmp_path:
     stale.write_text(json.dumps({"user_id": "earlier-user", "profile": "STALE", "generation": {}}) + "\n")
     run_quickstart(cfg, tmp_path, say=lambda m: None)
     rows = [json.loads(line) for line in stale.read_text().splitlines()]
-    n_test = json.loads((tmp_path / "data" / "manifest.json").read_text())["counts"]["test"]
-    assert len(rows) == n_test and "STALE" not in stale.read_text()
+    assert len(rows) == 40 and "STALE" not in stale.read_text()

@@ -99,7 +99,7 @@ def quickstart(
     out: Path = typer.Option(Path("runs/quickstart"), "--out", help="Run folder: raw/, data/, models/, train/, eval/, results.md, results.json."),
     config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML QuickstartConfig (default: the built-in settings, ~15 min on 2 cores)."),
 ) -> None:
-    """The whole BLUE loop offline: synth → prepare → baselines → warm start → GRPO → evaluate → results table."""
+    """The whole BLUE loop offline on SmolLM2: synth → prepare → baselines → zero-shot → warm start → GRPO → evaluate."""
     from bluerec.config import load_config
     from bluerec.pipeline import QuickstartConfig, run_quickstart
 
@@ -114,5 +114,8 @@ def quickstart(
 
     rows = {m: {f"{p} {k}": v for p, metrics in r.items() for k, v in metrics.items() if k in ("ndcg@10", "recall@10")}
             for m, r in summary["results"].items()}
-    print_summary(rows, title="quick start: test users", console=console)
+    print_summary(rows, title=f"quick start: {summary['n_users']} test users", console=console)
+    from bluerec.eval.run import print_intervals
+
+    print_intervals(summary, console=console, protocols=("full",))
     say(f"results: {out / 'results.md'}")
