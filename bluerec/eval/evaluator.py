@@ -20,7 +20,7 @@ from pydantic import Field, field_validator
 from sentence_transformers.base.evaluation.evaluator import BaseEvaluator
 
 from bluerec.config import StrictModel
-from bluerec.eval.metrics import METRICS_AT_K, TiePolicy, summarize, tie_adjusted_ranks
+from bluerec.eval.metrics import DEFAULT_TIES, METRICS_AT_K, TiePolicy, summarize, tie_adjusted_ranks
 from bluerec.eval.retrieval import RankResult, full_ranks, sample_negatives, sampled_ranks
 from bluerec.io import atomic_path, write_jsonl_atomic
 
@@ -43,9 +43,11 @@ class EvalConfig(StrictModel):
         negative_sampling: ``"uniform"`` (default) or ``"popularity"`` (∝ train+valid interaction count;
             items with count 0 are never drawn).
         seed: seed of the negative sampler (default 0).
-        ties: how a target tied with other candidates is ranked: ``"optimistic"`` (default; rank = number
-            of candidates scored strictly higher), ``"pessimistic"`` (after all its ties) or ``"average"``
-            (expected rank under random tie-breaking). Matters for all-zero or low-dimensional queries.
+        ties: how a target tied with other candidates is ranked: ``"average"`` (default; the expected rank
+            under random tie-breaking), ``"optimistic"`` (rank = number of candidates scored strictly higher,
+            i.e. first among its ties) or ``"pessimistic"`` (after all its ties). Matters for all-zero or
+            low-dimensional queries such as the popularity baseline, whose target ties with every item of the
+            same count.
 
     Approximate search (full protocol only; exact search below the threshold):
         ann_threshold: catalogues with at least this many items are searched with a FAISS ANN index
@@ -71,7 +73,7 @@ class EvalConfig(StrictModel):
     num_negatives: int = Field(99, ge=1)
     negative_sampling: Literal["uniform", "popularity"] = "uniform"
     seed: int = 0
-    ties: TiePolicy = "optimistic"
+    ties: TiePolicy = DEFAULT_TIES
     batch_size: int = Field(1024, ge=1)
     top_n: int = Field(10, ge=0)
     ann_threshold: int | None = Field(1_000_000, ge=1)
@@ -166,7 +168,7 @@ class RetrievalEvaluator(BaseEvaluator):
     """Rank each user's held-out item with the user's profile embedding as the query.
 
     Returns ``ndcg@k``, ``recall@k`` (= hit rate), ``mrr@k`` for every k in ``config.ks`` and the full
-    ``mrr``; ranks follow :mod:`bluerec.eval.metrics` (strictly-higher count; see ``EvalConfig.ties``). It is a
+    ``mrr``; ranks follow :mod:`bluerec.eval.metrics` (ties averaged by default; see ``EvalConfig.ties``). It is a
     sentence-transformers evaluator: ``evaluator(model)`` also accepts a SentenceTransformer (or a
     :class:`~bluerec.embed.Embedder`) when ``query_texts`` were given, so it can be passed to a
     ``SentenceTransformerTrainer``; ``item_texts`` then re-encodes the items with the same model.
