@@ -4,7 +4,7 @@ Two tasks, each an evaluator in the sentence-transformers style (one call → a 
 ``primary_metric``), both called as ``evaluator(reader, contexts)`` with one context text per user:
 
 - :class:`NextItemChoiceEvaluator` — the user's next item among ``C`` options (the target and ``C-1`` seeded
-  distractors outside the user's history, built by :func:`~bluerec.rewards.multiple_choice.build_mc_options`). An HF
+  distractors outside the user's history, built by :func:`~bluerec.rewards.multiple_choice.mc_question`, as the GRPO dataset's). An HF
   reader scores each option's length-normalised log-likelihood after the question (the reward's
   :class:`~bluerec.rewards.multiple_choice.HFOptionScorer`; deterministic) and picks the best → ``accuracy``.
 - :class:`RatingEvaluator` — the reader is asked for the star rating the user gave the target item and answers in
@@ -43,13 +43,12 @@ from bluerec.config import StrictModel
 from bluerec.data.errors import DataError
 from bluerec.io import read_jsonl, write_json_atomic, write_jsonl_atomic, write_text_atomic
 from bluerec.profiler.config import ProfilerConfig
-from bluerec.profiler.prompts import clip
 from bluerec.profiler.template import raw_history_text, template_items_for, template_profile
-from bluerec.rewards.embedding import hash_key, sample_negatives
-from bluerec.rewards.multiple_choice import DEFAULT_QUESTION_TEMPLATE, build_mc_options
+from bluerec.rewards.embedding import hash_key
+from bluerec.rewards.multiple_choice import DEFAULT_QUESTION_TEMPLATE, mc_question, option_text
 
 if TYPE_CHECKING:
-    from bluerec.data.dataset import Example, ItemTable, PreparedDataset
+    from bluerec.data.dataset import Example, PreparedDataset
 
 logger = logging.getLogger(__name__)
 
@@ -401,32 +400,6 @@ class RatingEvaluator(BaseEvaluator):
 # Questions and contexts from a prepared dataset
 
 
-def option_text(items: ItemTable, row: int, max_chars: int) -> str:
-    """An item as an option: its title (else its full text, else its id), clipped."""
-    return clip(items.titles[row] or items.texts[row] or items.ids[row], max_chars)
-
-
-def choice_question(items: ItemTable, target_row: int, exclude: set[int], num_choices: int, max_chars: int,
-                    rng: np.random.Generator) -> tuple[list[str], int]:
-    """``(options, answer)``: the target and ``num_choices - 1`` distractors drawn uniformly outside ``exclude``
-    with option texts distinct from the target's and each other's. Raises when the catalogue has too few."""
-    target = option_text(items, target_row, max_chars)
-    seen, distractors = {target}, []
-    tried = set(exclude) | {target_row}
-    while len(distractors) < num_choices - 1:
-        cand = sample_negatives(rng, len(items), 2 * (num_choices - 1 - len(distractors)) + 2, tried)
-        if cand.size == 0:
-            raise ValueError(f"only {len(distractors)} distinct distractor texts for item {items.ids[target_row]!r}; "
-                             f"lower num_choices ({num_choices})")
-        for row in cand.tolist():
-            tried.add(row)
-            text = option_text(items, row, max_chars)
-            if text not in seen and len(distractors) < num_choices - 1:
-                seen.add(text)
-                distractors.append(text)
-    return build_mc_options(target, distractors, rng)
-
-
 def select_users(examples: list[Example], max_users: int | None, seed: int) -> list[Example]:
     """All examples, or a seeded sample of ``max_users`` (in file order) — the same draw as ``bluerec evaluate``."""
     if max_users is not None and max_users < len(examples):
@@ -572,7 +545,8 @@ def run_qa(config: QAConfig, out_dir: str | Path, *, reader: Reader | None = Non
         for ex in examples:
             rng = np.random.default_rng([config.seed, _OPTIONS_SALT, hash_key(ex.user_id), hash_key(ex.item_id)])
             exclude = {index[i] for i in dataset.full_history(ex) if i in index}
-            opts, ans = choice_question(items, index[ex.item_id], exclude, config.num_choices, config.option_chars, rng)
+            opts, ans = mc_question(rng, items, index[ex.item_id], exclude, config.num_choices, "title",
+                                    config.option_chars)
             options.append(opts)
             answers.append(ans)
         evaluators["choice"] = NextItemChoiceEvaluator(options, answers, chunk_size=4 * config.batch_size,
@@ -586,7 +560,7 @@ def run_qa(config: QAConfig, out_dir: str | Path, *, reader: Reader | None = Non
             say(f"rating task: {skipped_unrated} of {len(examples)} users have no rating for their target and are "
                 "left out of it")
         evaluators["rating"] = RatingEvaluator(
-            [option_text(items, index[examples[i].item_id], config.option_chars) for i in rated],
+            [option_text(items, index[examples[i].item_id], "title", config.option_chars) for i in rated],
             [float(examples[i].rating) for i in rated],  # type: ignore[arg-type]
             scale=config.rating_scale, max_new_tokens=config.max_new_tokens, chunk_size=4 * config.batch_size,
             progress=_progress(say, "rating"))
