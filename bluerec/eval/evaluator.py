@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from sentence_transformers.base.evaluation.evaluator import BaseEvaluator
 
 from bluerec.config import StrictModel
@@ -61,8 +61,9 @@ class EvalConfig(StrictModel):
             recall@10 is logged and kept in ``EvalResult.search`` (default 1000; 0 = not measured).
 
     Parameters that control the output:
-        ks: cut-offs for ``ndcg@k``, ``recall@k`` and ``mrr@k`` (default [10, 20]); the first one gives the
-            primary metric ``ndcg@{ks[0]}``.
+        ks: cut-offs for ``ndcg@k``, ``recall@k`` and ``mrr@k`` (default [10, 20]).
+        primary_metric: the metric that ranks methods and chooses checkpoints (higher is better): ``mrr`` or
+            ``ndcg|recall|mrr@k`` with k in ``ks``. Default ``None`` = ``ndcg@{ks[0]}`` (see :attr:`primary`).
         top_n: best items kept per user in the rows (default 10).
         batch_size: queries per matmul (default 1024, ≈ 50 MB of scores for 12k items).
     """
@@ -83,6 +84,20 @@ class EvalConfig(StrictModel):
     ann_hnsw_m: int = Field(32, ge=2)
     ann_ef_search: int = Field(128, ge=1)
     ann_recall_queries: int = Field(1000, ge=0)
+    primary_metric: str | None = None
+
+    @property
+    def primary(self) -> str:
+        """The primary metric's name: ``primary_metric``, or ``ndcg@{ks[0]}`` when it is not set."""
+        return self.primary_metric or f"ndcg@{self.ks[0]}"
+
+    @model_validator(mode="after")
+    def _check_primary(self) -> EvalConfig:
+        name, at, k = self.primary.partition("@")
+        if not (self.primary == "mrr" or (name in METRICS_AT_K and at and k.isdigit() and int(k) in self.ks)):
+            raise ValueError(f"primary_metric {self.primary!r}: expected mrr or one of "
+                             f"{[f'{m}@{k}' for m in METRICS_AT_K for k in self.ks]}")
+        return self
 
     @field_validator("ks")
     @classmethod
@@ -249,7 +264,8 @@ class RetrievalEvaluator(BaseEvaluator):
             raise ValueError(f"{len(self.query_texts)} query texts for {n} users")
         self.encode_batch_size = encode_batch_size
         self.name = name
-        self.primary_metric = f"ndcg@{self.config.ks[0]}"
+        self.primary_metric = self.config.primary
+        self.greater_is_better = True
         self._negatives: np.ndarray | None = None
         self._ann: tuple[np.ndarray, Any] | None = None  # (item matrix, its AnnRetriever)
         self.last_result: EvalResult | None = None
@@ -411,7 +427,6 @@ class RetrievalEvaluator(BaseEvaluator):
             if hasattr(queries, "detach"):
                 queries = queries.detach().cpu().numpy()
         self.last_result = self.evaluate(queries, items)
-        self.primary_metric = f"ndcg@{self.config.ks[0]}"
         metrics = self.prefix_name_to_metrics(self.last_result.metrics, self.name)
         st_model = getattr(model_or_queries, "model", model_or_queries) if is_model else None
         if st_model is not None and hasattr(st_model, "model_card_data"):
