@@ -253,7 +253,11 @@ def run_quickstart(config: QuickstartConfig, out: Path, say: Say) -> dict[str, A
 
     summary = run.summary()
     summary["timings_s"] = timings
-    summary["examples"] = example_users(run, ["warmstart", "blue"], n=3, seed=config.seed)
+    # What the report compares: before → after BLUE, in this order, with their labels.
+    summary["compare"] = ["warmstart", "blue"]
+    summary["method_labels"] = {"warmstart": "Before BLUE: warm-start profiler",
+                                "blue": "After BLUE: GRPO-trained profiler"}
+    summary["examples"] = example_users(run, summary["compare"], n=3, seed=config.seed)
     write_json_atomic(out / "results.json", summary)
     write_text_atomic(out / "results.md", results_markdown(summary))
     from bluerec.report import write_report
@@ -287,12 +291,12 @@ def loss_printer(say: Say, name: str, every: int = 25) -> Callable[[dict[str, An
 
 
 def train_printer(say: Say, every: int = 5) -> Callable[[dict[str, Any]], None]:
-    """A :func:`~bluerec.train.trainer.train_blue` ``progress`` callback: every validation NDCG, and the reward
+    """A :func:`~bluerec.train.trainer.train_blue` ``progress`` callback: every validation (its primary metric), and the reward
     every ``every`` steps."""
     def show(row: dict[str, Any]) -> None:
-        ndcg = next((v for k, v in row.items() if k.startswith("eval/ndcg@")), None)
-        if ndcg is not None:
-            say(f"step {row.get('step')}: validation NDCG@10 {ndcg:.4f}")
+        key = row.get("primary_metric")  # validation rows name their primary metric
+        if key is not None and row.get(key) is not None:
+            say(f"step {row.get('step')}: validation {str(key).removeprefix('eval/')} {row[key]:.4f}")
         elif row.get("step") and row["step"] % every == 0 and "reward" in row:
             say(f"step {row['step']}: reward {row['reward']:.3f}")
     return show
