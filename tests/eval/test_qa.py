@@ -123,20 +123,6 @@ def test_choice_question_keeps_the_target_and_excludes_history():
         mc_question(rng, items, 3, set(range(30)) - {3, 7}, 4)
 
 
-@pytest.fixture(scope="module")
-def synth_prepared(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from bluerec.config import parse_config
-    from bluerec.data.config import PrepareConfig
-    from bluerec.data.prepare import prepare_dataset
-    from bluerec.data.synth import SynthConfig, write_synth
-
-    root = tmp_path_factory.mktemp("qa")
-    synth = write_synth(parse_config(SynthConfig, {"domain": "amazon", "n_users": 120, "n_items": 150,
-                                                   "n_interests": 8, "seed": 3}), root / "raw")
-    prepare_dataset(PrepareConfig(source=synth.source("amazon")), root / "data")
-    return root / "data"
-
-
 def test_run_qa_writes_a_summary_with_intervals(synth_prepared: Path, tmp_path: Path):
     from bluerec.data.dataset import PreparedDataset
 
