@@ -597,7 +597,8 @@ def run_qa(config: QAConfig, out_dir: str | Path, *, reader: Reader | None = Non
     rated = [i for i, ex in enumerate(examples) if ex.rating is not None]
     skipped = {task: len(examples) - len(users) for task, users in asked.items() if len(users) < len(examples)}
     for task, n in skipped.items():
-        say(f"{task} task: {n} of {len(examples)} users have no rating for their target and are left out of it")
+        say(f"{task} task: {n} of {len(examples)} users lack what it asks about (e.g. a rating for their target) "
+            "and are left out of it")
 
     if reader is None:
         say(f"loading reader {config.reader.model} ({config.reader.backend})")
@@ -653,17 +654,27 @@ def _brief(metrics: dict[str, float]) -> str:
 def summary_markdown(summary: dict[str, Any]) -> str:
     """The results table (one row per context) and the paired intervals, as markdown."""
     res = summary["results"]
+    # other registered tasks: one column with their primary metric
+    primary = summary.get("primary_metrics") or {}
+    extra = [t for t in dict.fromkeys(t for by in res.values() for t in by) if t not in ("choice", "rating")]
+    header = ["context", "MC accuracy", "rating MAE", "rating RMSE", "unparsable",
+              *(f"{t} {(primary.get(t) or {}).get('metric', '')}".strip() for t in extra)]
     lines = [f"Personalized QA on {summary['dataset']} ({summary['split']}, {summary['n_users']} users, "
              f"{summary['n_rated']} rated; reader {summary['reader']})", "",
-             "| context | MC accuracy | rating MAE | rating RMSE | unparsable |", "|---|---|---|---|---|"]
+             "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for name, by_task in res.items():
         ch, ra = by_task.get("choice", {}), by_task.get("rating", {})
         cells = [f"{ch['accuracy']:.3f}" if ch else "—", f"{ra['mae']:.3f}" if ra else "—",
                  f"{ra['rmse']:.3f}" if ra else "—", f"{ra['unparsable_rate']:.1%}" if ra else "—"]
+        for t in extra:
+            value = (by_task.get(t) or {}).get((primary.get(t) or {}).get("metric", ""))
+            cells.append(f"{value:.3f}" if isinstance(value, (int, float)) else "—")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     conf = summary["config"].get("confidence", 0.95)
     for task, rows in summary.get("intervals", {}).items():
-        what = "accuracy" if task == "choice" else "absolute error (negative = better)"
+        better = (primary.get(task) or {}).get("greater_is_better", task == "choice")
+        what = "accuracy" if task == "choice" else ("higher = better" if better else "negative = better")
+        what = "absolute error (negative = better)" if task == "rating" else what
         lines += ["", f"Paired {conf:.0%} bootstrap intervals, {task} ({what}), b − a:", ""]
         lines += [f"- {r['b']} − {r['a']}: {r['text']}" for r in rows]
     return "\n".join(lines) + "\n"

@@ -118,6 +118,7 @@ def test_a_new_task_is_one_registry_line(synth_prepared: Path, tmp_path: Path, m
         assert set(by_task) == {"choice", "words"} and 0 < by_task["words"]["words"] <= 3
     assert summary["primary_metrics"]["words"] == {"metric": "words", "greater_is_better": False}
     assert {r["a"] for r in summary["intervals"]["words"]} == {"history"}
+    assert "| words words |" in (tmp_path / "run" / "summary.md").read_text()  # its primary metric as a column
     with pytest.raises(ValueError, match="unknown QA tasks"):
         QAConfig(dataset=synth_prepared, tasks=["full"])  # a retrieval task is not a QA task
     monkeypatch.delitem(TASKS, "words")
