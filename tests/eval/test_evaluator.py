@@ -210,3 +210,15 @@ def test_popularity_ties_are_averaged_by_default() -> None:
     assert metrics["ndcg@10"] == 0.0 and metrics["mrr"] == pytest.approx(1 / (899 / 2 + 1))
     optimistic = RetrievalEvaluator(items, targets, config=EvalConfig(ties="optimistic"))(queries)
     assert optimistic["ndcg@10"] == 1.0  # what the optimistic policy reports: every target "first"
+
+
+def test_primary_metric_comes_from_the_config() -> None:
+    items, targets, queries, history = _toy()
+    assert RetrievalEvaluator(items, targets, history).primary_metric == "ndcg@10"
+    assert RetrievalEvaluator(items, targets, history, EvalConfig(ks=[5, 20])).primary_metric == "ndcg@5"
+    ev = RetrievalEvaluator(items, targets, history, EvalConfig(primary_metric="recall@20"))
+    metrics = ev(queries)
+    assert ev.primary_metric == "recall@20" and ev.greater_is_better and ev.primary_metric in metrics
+    assert EvalConfig(primary_metric="mrr").primary == "mrr"
+    with pytest.raises(ConfigError, match="primary_metric"):
+        parse_config(EvalConfig, {"primary_metric": "ndcg@7"})  # not one of the computed cut-offs
