@@ -291,8 +291,8 @@ def loss_printer(say: Say, name: str, every: int = 25) -> Callable[[dict[str, An
 
 
 def train_printer(say: Say, every: int = 5) -> Callable[[dict[str, Any]], None]:
-    """A :func:`~bluerec.train.trainer.train_blue` ``progress`` callback: every validation (its primary metric), and the reward
-    every ``every`` steps."""
+    """A :func:`~bluerec.train.trainer.train_blue` ``progress`` callback: every validation (its primary metric), and the
+    reward every ``every`` steps."""
     def show(row: dict[str, Any]) -> None:
         key = row.get("primary_metric")  # validation rows name their primary metric
         if key is not None and row.get(key) is not None:

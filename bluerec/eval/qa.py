@@ -4,7 +4,8 @@ Two tasks, each an evaluator in the sentence-transformers style (one call → a 
 ``primary_metric``), both called as ``evaluator(reader, contexts)`` with one context text per user:
 
 - :class:`NextItemChoiceEvaluator` — the user's next item among ``C`` options (the target and ``C-1`` seeded
-  distractors outside the user's history, built by :func:`~bluerec.rewards.multiple_choice.mc_question`, as the GRPO dataset's). An HF
+  distractors outside the user's history, built by :func:`~bluerec.rewards.multiple_choice.mc_question`, as the GRPO
+  dataset's). An HF
   reader scores each option's length-normalised log-likelihood after the question (the reward's
   :class:`~bluerec.rewards.multiple_choice.HFOptionScorer`; deterministic) and picks the best → ``accuracy``.
 - :class:`RatingEvaluator` — the reader is asked for the star rating the user gave the target item and answers in

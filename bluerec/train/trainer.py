@@ -3,8 +3,8 @@
 :func:`train_blue` loads the starting profiler from a path or hub id (any causal LM, the same code path as
 ``load_profiler``), embeds the catalogue once with the frozen retriever, builds the enabled rewards as
 TRL reward functions, and trains. It validates every ``eval.every_steps`` steps (greedy profiles of a fixed sample of
-validation users, scored by the registered retrieval evaluator: full catalogue, history excluded), appends every log line to ``metrics.jsonl``,
-checkpoints through the HF Trainer, resumes from the newest checkpoint, and saves the final profiler (LoRA merged)
+validation users, scored by the registered retrieval evaluator: full catalogue, history excluded), appends every log
+line to ``metrics.jsonl``, checkpoints through the HF Trainer, resumes from the newest checkpoint, and saves the final profiler (LoRA merged)
 atomically.
 
 Launched on several processes (``accelerate launch --config_file configs/accelerate/<ddp_cpu|ddp_gpu|deepspeed_zero2|
@@ -166,8 +166,8 @@ class ValidationEvaluator:
 
     The ranking is :class:`bluerec.eval.evaluator.RetrievalEvaluator`, built by the evaluation-task registry
     (:func:`bluerec.eval.tasks.build_evaluator`, task ``eval.task``, default ``full``: the whole catalogue with the
-    user's full history excluded, never the target) — the same evaluator object ``bluerec evaluate`` uses. Every metric
-    it returns is logged as ``eval/<name>``; ``primary_metric`` (``eval/`` + the evaluator's) chooses checkpoints.
+    user's full history excluded, never the target) — the same evaluator class ``bluerec evaluate`` builds. Every
+    metric it returns is logged as ``eval/<name>``; ``primary_metric`` (``eval/`` + the evaluator's) chooses checkpoints.
 
     Args:
         prompts: one chat per validation user.

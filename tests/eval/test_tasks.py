@@ -111,8 +111,8 @@ class NoReader:
 def test_a_new_task_is_one_registry_line(synth_prepared: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setitem(TASKS, "words", f"{__name__}:WORDS")
     assert "words" in task_names("qa")
-    config = QAConfig(dataset=synth_prepared, max_users=10, tasks=["choice", "words"], task_settings={"words": {"cap": 3}},
-                      resamples=50)
+    config = QAConfig(dataset=synth_prepared, max_users=10, tasks=["choice", "words"],
+                      task_settings={"words": {"cap": 3}}, resamples=50)
     summary = run_qa(config, tmp_path / "run", reader=NoReader())
     for by_task in summary["results"].values():
         assert set(by_task) == {"choice", "words"} and 0 < by_task["words"]["words"] <= 3

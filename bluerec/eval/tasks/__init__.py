@@ -6,14 +6,12 @@ prepared dataset's evaluated users (:class:`EvalSetup`).
 (:class:`~bluerec.train.trainer.ValidationEvaluator`), ``bluerec qa`` (:func:`~bluerec.eval.qa.run_qa`) and the
 benchmarks that compose them all build their evaluators here, so a task is defined once.
 
-==========  ==========================================  =============================  =========================
-name        evaluator                                   config                         called with
-==========  ==========================================  =============================  =========================
-full        :class:`~bluerec.eval.evaluator.RetrievalEvaluator`  ``EvalConfig(protocol=full)``  query vectors (or a model)
-sampled     :class:`~bluerec.eval.evaluator.RetrievalEvaluator`  ``EvalConfig(protocol=sampled)``  query vectors (or a model)
-choice      :class:`~bluerec.eval.qa.NextItemChoiceEvaluator`  :class:`~bluerec.eval.tasks.qa.ChoiceTaskConfig`  ``(reader, contexts)``
-rating      :class:`~bluerec.eval.qa.RatingEvaluator`   :class:`~bluerec.eval.tasks.qa.RatingTaskConfig`  ``(reader, contexts)``
-==========  ==========================================  =============================  =========================
+- ``full`` / ``sampled`` (:mod:`bluerec.eval.tasks.retrieval`): :class:`~bluerec.eval.evaluator.RetrievalEvaluator`
+  with ``EvalConfig(protocol=full|sampled)``, called with query vectors (or a model); primary ``ndcg@10``.
+- ``choice`` (:mod:`bluerec.eval.tasks.qa`): :class:`~bluerec.eval.qa.NextItemChoiceEvaluator` with
+  ``ChoiceTaskConfig``, called with ``(reader, contexts)``; primary ``accuracy``.
+- ``rating`` (:mod:`bluerec.eval.tasks.qa`): :class:`~bluerec.eval.qa.RatingEvaluator` with ``RatingTaskConfig``,
+  called with ``(reader, contexts)``; primary ``mae`` (lower is better).
 
 **Adding a task** is one new file and one line in :data:`TASKS`: the file defines the evaluator (a
 ``BaseEvaluator`` subclass), its config (a :class:`~bluerec.config.StrictModel`) and a module-level
