@@ -5,7 +5,8 @@
 
 Leave-last-out (test target = each user's last item, history = everything before it), full ranking with
 history items excluded, and sampled candidates (target + 99 seeded uniform negatives outside the history).
-History text / mean embedding / template use the last 20 items. On amazon2014-beauty the full-ranking
+History text / mean embedding / template use the last 20 items. The evaluators are the registered retrieval
+tasks of ``EvaluationRun`` (``bluerec.eval.tasks``), ties averaged (the default). On amazon2014-beauty the full-ranking
 NDCG@10 is checked against independently measured reference values (±10% relative); the ratio column
 shows ours / reference. Writes ``bench/results/baselines.json`` and ``bench/results/baselines.md``.
 """

@@ -159,7 +159,9 @@ def run_plan(plan: Plan, say: Say = print, embedder: Any = None) -> dict[str, An
             best = result.best
         if best is None:
             raise SystemExit(f"{out}: no validation after a GRPO step chose a best/ checkpoint")
-        curve = [{"step": r["step"], "ndcg@10": r.get("eval/ndcg@10")}
+        # each validation row names its primary metric (the validation evaluator's; eval/ndcg@10 by default)
+        curve = [{"step": r["step"], **{k.removeprefix("eval/"): v for k, v in r.items()
+                                        if k == r.get("primary_metric")}}
                  for r in _read_rows(out / "metrics.jsonl") if r.get("kind") == "eval"]
         grpo[variant] = {"best": best, "validation": curve, "profiler": str(out / best["path"])}
     lap("grpo")

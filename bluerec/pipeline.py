@@ -244,9 +244,10 @@ def run_quickstart(config: QuickstartConfig, out: Path, say: Say) -> dict[str, A
         t = time.perf_counter()
         generate_profile_file(profiler, ds, "test", ev.profiles[name], config.prompt, config.max_new_tokens,
                               user_ids=users, batch_size=config.generation_batch_size)
-        metrics = run.evaluate_texts(name, load_profile_texts(ev.profiles[name], run.examples))["full"]
+        first = ev.protocols[0]
+        metrics = run.evaluate_texts(name, load_profile_texts(ev.profiles[name], run.examples))[first.protocol]
         indented(f"{name}: {len(users)} profiles in {time.perf_counter() - t:.0f}s, "
-                 f"full NDCG@10 {metrics['ndcg@10']:.4f}")
+                 f"{first.protocol} {first.primary_metric} {metrics[first.primary_metric]:.4f}")
 
     say("5/8 zero-shot profiles: the pretrained profiler as it is")
     frozen = start.model_copy(update={"lora": LoraSettings()})
@@ -281,6 +282,11 @@ def run_quickstart(config: QuickstartConfig, out: Path, say: Say) -> dict[str, A
     summary["timings_s"] = timings
     summary["profiler"] = config.profiler.model
     summary["seed"] = config.seed
+    # What the report compares: before → after BLUE, in this order, with their labels.
+    summary["compare"] = profiled
+    summary["method_labels"] = {"zero_shot": "Zero-shot profiler (no training)",
+                                "warmstart": "Before BLUE: warm-start profiler",
+                                "blue": "After BLUE: GRPO-trained profiler"}
     summary["examples"] = example_users(run, profiled, n=3, seed=config.eval_seed)
     write_json_atomic(out / "results.json", summary)
     write_text_atomic(out / "results.md", results_markdown(summary))
@@ -335,12 +341,12 @@ def loss_printer(say: Say, name: str, every: int = 25) -> Callable[[dict[str, An
 
 
 def train_printer(say: Say, every: int = 5) -> Callable[[dict[str, Any]], None]:
-    """A :func:`~bluerec.train.trainer.train_blue` ``progress`` callback: every validation NDCG, and the reward
-    every ``every`` steps."""
+    """A :func:`~bluerec.train.trainer.train_blue` ``progress`` callback: every validation (its primary metric), and the
+    reward every ``every`` steps."""
     def show(row: dict[str, Any]) -> None:
-        ndcg = next((v for k, v in row.items() if k.startswith("eval/ndcg@")), None)
-        if ndcg is not None:
-            say(f"step {row.get('step')}: validation NDCG@10 {ndcg:.4f}")
+        key = row.get("primary_metric")  # validation rows name their primary metric
+        if key is not None and row.get(key) is not None:
+            say(f"step {row.get('step')}: validation {str(key).removeprefix('eval/')} {row[key]:.4f}")
         elif row.get("step") and row["step"] % every == 0 and "reward" in row:
             say(f"step {row['step']}: reward {row['reward']:.3f}")
     return show

@@ -40,6 +40,7 @@ def test_quickstart_runs_every_stage(tmp_path: Path):
         assert all(0.0 <= m["ndcg@10"] <= 1.0 for m in by_protocol.values())
     saved = json.loads((tmp_path / "results.json").read_text())
     assert len(saved["examples"]) == 3
+    assert saved["compare"] == ["warmstart", "blue"] and saved["primary_metric"] == "ndcg@10"  # what the report reads
     for user in saved["examples"]:
         assert set(user["methods"]) == {"zero_shot", "warmstart", "blue"}
         assert len(user["methods"]["blue"]["top5"]) == 5
@@ -47,7 +48,9 @@ def test_quickstart_runs_every_stage(tmp_path: Path):
     assert (tmp_path / "train" / "final" / "config.json").exists()
     assert (tmp_path / "train" / "metrics.jsonl").exists()
     assert any("GRPO" in m for m in messages)  # progress is reported stage by stage
-    assert "user-card" in (tmp_path / "report.html").read_text()  # the quick start ends with the run report
+    report = (tmp_path / "report.html").read_text()
+    assert "user-card" in report  # the quick start ends with the run report
+    assert 'class="headline"' in report and "Before BLUE: warm-start profiler" in report  # its own labels
     _evaluate_trained_profiler_from_the_cli(tmp_path)
 
 

@@ -100,7 +100,10 @@ def evaluate(
             run = EvaluationRun(cfg, say=say, warn=warn)
             summary = run.run_all(out)
     by_protocol = {f"{m} ({p})": metrics for m, r in summary["results"].items() for p, metrics in r.items()}
-    print_summary({k: {n: v for n, v in m.items() if n in ("ndcg@10", "recall@10", "mrr")} for k, m in by_protocol.items()},
+    primary = str(summary.get("primary_metric") or "")  # the evaluators' primary metric, its recall, the full MRR
+    cut = primary.partition("@")[2]
+    shown = {primary, "mrr", *([f"recall@{cut}"] if cut else [])}
+    print_summary({k: {n: v for n, v in m.items() if n in shown} for k, m in by_protocol.items()},
                   title=f"{summary['split']} users: {summary['n_users']:,}, items: {summary['n_items']:,}", console=console)
     print_intervals(summary, console=console)
     say(f"results in {out}")

@@ -39,9 +39,11 @@ def qa(
         check_at_least("--history-items", history_items)
         check_at_least("--num-choices", num_choices, 2)
         check_at_least("--resamples", resamples, 0)
+        from bluerec.eval.tasks import TASKS
+
         for t in task or []:
-            if t not in ("choice", "rating"):
-                raise UserError(f"--task {t!r}: expected one of 'choice', 'rating'")
+            if t not in TASKS:
+                raise UserError(f"--task {t!r}: expected one of the registered tasks {list(TASKS)}")
         check_output(out)
         if dataset is not None:
             from bluerec.data.dataset import PreparedDataset

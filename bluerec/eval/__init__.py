@@ -2,7 +2,8 @@
 
 ``metrics``, ``retrieval``, ``ann`` (FAISS imported on first index) and ``bootstrap`` are imported eagerly (numpy/torch only); the evaluator subclasses
 sentence-transformers' ``BaseEvaluator`` and is imported on first use, so ``import bluerec.eval``
-stays cheap.
+stays cheap. Evaluation tasks (retrieval ``full`` / ``sampled``, QA ``choice`` / ``rating``) are registered by name in
+:mod:`bluerec.eval.tasks`, where every run, the training validation and the benchmarks build their evaluators.
 """
 
 from __future__ import annotations

@@ -16,11 +16,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from sentence_transformers.base.evaluation.evaluator import BaseEvaluator
 
 from bluerec.config import StrictModel
-from bluerec.eval.metrics import METRICS_AT_K, TiePolicy, summarize, tie_adjusted_ranks
+from bluerec.eval.metrics import DEFAULT_TIES, METRICS_AT_K, TiePolicy, summarize, tie_adjusted_ranks
 from bluerec.eval.retrieval import RankResult, full_ranks, sample_negatives, sampled_ranks
 from bluerec.io import atomic_path, write_jsonl_atomic
 
@@ -43,9 +43,11 @@ class EvalConfig(StrictModel):
         negative_sampling: ``"uniform"`` (default) or ``"popularity"`` (∝ train+valid interaction count;
             items with count 0 are never drawn).
         seed: seed of the negative sampler (default 0).
-        ties: how a target tied with other candidates is ranked: ``"optimistic"`` (default; rank = number
-            of candidates scored strictly higher), ``"pessimistic"`` (after all its ties) or ``"average"``
-            (expected rank under random tie-breaking). Matters for all-zero or low-dimensional queries.
+        ties: how a target tied with other candidates is ranked: ``"average"`` (default; the expected rank
+            under random tie-breaking), ``"optimistic"`` (rank = number of candidates scored strictly higher,
+            i.e. first among its ties) or ``"pessimistic"`` (after all its ties). Matters for all-zero or
+            low-dimensional queries such as the popularity baseline, whose target ties with every item of the
+            same count.
 
     Approximate search (full protocol only; exact search below the threshold):
         ann_threshold: catalogues with at least this many items are searched with a FAISS ANN index
@@ -59,8 +61,9 @@ class EvalConfig(StrictModel):
             recall@10 is logged and kept in ``EvalResult.search`` (default 1000; 0 = not measured).
 
     Parameters that control the output:
-        ks: cut-offs for ``ndcg@k``, ``recall@k`` and ``mrr@k`` (default [10, 20]); the first one gives the
-            primary metric ``ndcg@{ks[0]}``.
+        ks: cut-offs for ``ndcg@k``, ``recall@k`` and ``mrr@k`` (default [10, 20]).
+        primary_metric: the metric that ranks methods and chooses checkpoints (higher is better): ``mrr`` or
+            ``ndcg|recall|mrr@k`` with k in ``ks``. Default ``None`` = ``ndcg@{ks[0]}`` (see :attr:`primary`).
         top_n: best items kept per user in the rows (default 10).
         batch_size: queries per matmul (default 1024, ≈ 50 MB of scores for 12k items).
     """
@@ -71,7 +74,7 @@ class EvalConfig(StrictModel):
     num_negatives: int = Field(99, ge=1)
     negative_sampling: Literal["uniform", "popularity"] = "uniform"
     seed: int = 0
-    ties: TiePolicy = "optimistic"
+    ties: TiePolicy = DEFAULT_TIES
     batch_size: int = Field(1024, ge=1)
     top_n: int = Field(10, ge=0)
     ann_threshold: int | None = Field(1_000_000, ge=1)
@@ -81,6 +84,20 @@ class EvalConfig(StrictModel):
     ann_hnsw_m: int = Field(32, ge=2)
     ann_ef_search: int = Field(128, ge=1)
     ann_recall_queries: int = Field(1000, ge=0)
+    primary_metric: str | None = None
+
+    @property
+    def primary(self) -> str:
+        """The primary metric's name: ``primary_metric``, or ``ndcg@{ks[0]}`` when it is not set."""
+        return self.primary_metric or f"ndcg@{self.ks[0]}"
+
+    @model_validator(mode="after")
+    def _check_primary(self) -> EvalConfig:
+        name, at, k = self.primary.partition("@")
+        if not (self.primary == "mrr" or (name in METRICS_AT_K and at and k.isdigit() and int(k) in self.ks)):
+            raise ValueError(f"primary_metric {self.primary!r}: expected mrr or one of "
+                             f"{[f'{m}@{k}' for m in METRICS_AT_K for k in self.ks]}")
+        return self
 
     @field_validator("ks")
     @classmethod
@@ -166,7 +183,7 @@ class RetrievalEvaluator(BaseEvaluator):
     """Rank each user's held-out item with the user's profile embedding as the query.
 
     Returns ``ndcg@k``, ``recall@k`` (= hit rate), ``mrr@k`` for every k in ``config.ks`` and the full
-    ``mrr``; ranks follow :mod:`bluerec.eval.metrics` (strictly-higher count; see ``EvalConfig.ties``). It is a
+    ``mrr``; ranks follow :mod:`bluerec.eval.metrics` (ties averaged by default; see ``EvalConfig.ties``). It is a
     sentence-transformers evaluator: ``evaluator(model)`` also accepts a SentenceTransformer (or a
     :class:`~bluerec.embed.Embedder`) when ``query_texts`` were given, so it can be passed to a
     ``SentenceTransformerTrainer``; ``item_texts`` then re-encodes the items with the same model.
@@ -247,7 +264,8 @@ class RetrievalEvaluator(BaseEvaluator):
             raise ValueError(f"{len(self.query_texts)} query texts for {n} users")
         self.encode_batch_size = encode_batch_size
         self.name = name
-        self.primary_metric = f"ndcg@{self.config.ks[0]}"
+        self.primary_metric = self.config.primary
+        self.greater_is_better = True
         self._negatives: np.ndarray | None = None
         self._ann: tuple[np.ndarray, Any] | None = None  # (item matrix, its AnnRetriever)
         self.last_result: EvalResult | None = None
@@ -409,7 +427,6 @@ class RetrievalEvaluator(BaseEvaluator):
             if hasattr(queries, "detach"):
                 queries = queries.detach().cpu().numpy()
         self.last_result = self.evaluate(queries, items)
-        self.primary_metric = f"ndcg@{self.config.ks[0]}"
         metrics = self.prefix_name_to_metrics(self.last_result.metrics, self.name)
         st_model = getattr(model_or_queries, "model", model_or_queries) if is_model else None
         if st_model is not None and hasattr(st_model, "model_card_data"):

@@ -1,13 +1,13 @@
 """Ranking metrics for next-item retrieval, where every query has exactly one relevant item (the target).
 
-Everything is a function of the target's 0-based **rank**: the number of allowed candidates scored
-*strictly higher* than the target. Ties are therefore resolved in the target's favour (optimistic):
-a target tied with other items counts as ranked first among them. With float32 embeddings of real
-text exact ties only arise from identical vectors (e.g. two items with the same text); they are
-common for degenerate queries (an all-zero query ties every item and would get rank 0) and for
-low-dimensional baselines such as popularity. The retrieval functions also return the number of ties
-per query, and :func:`tie_adjusted_ranks` turns (rank, ties) into a pessimistic rank (the target last
-among its ties) or the average rank (the expected rank under random tie-breaking).
+Everything is a function of the target's 0-based **rank**. The retrieval functions return the number of
+allowed candidates scored *strictly higher* than the target and the number *tied* with it;
+:func:`tie_adjusted_ranks` turns (rank, ties) into the rank the metrics use. The default policy is
+``"average"`` (the expected rank under random tie-breaking, ``rank + ties / 2``); ``"optimistic"`` (the
+target first among its ties) and ``"pessimistic"`` (last) are the bounds. With float32 embeddings of real
+text exact ties only arise from identical vectors (e.g. two items with the same text); they are common for
+degenerate queries (an all-zero query ties every item) and for low-dimensional baselines such as
+popularity, where the optimistic policy would rank a target first among hundreds of equally popular items.
 
 With a single relevant item the ideal DCG is 1, so NDCG@k = 1/log2(rank+2) when rank < k, and
 Recall@k equals the hit rate. All functions are vectorised and return one value per query; average
@@ -45,11 +45,14 @@ def _as_ranks(ranks: ArrayLike) -> np.ndarray:
 TiePolicy = Literal["optimistic", "pessimistic", "average"]
 
 
-def tie_adjusted_ranks(ranks: ArrayLike, ties: ArrayLike, policy: TiePolicy = "optimistic") -> np.ndarray:
+DEFAULT_TIES: TiePolicy = "average"
+
+
+def tie_adjusted_ranks(ranks: ArrayLike, ties: ArrayLike, policy: TiePolicy = DEFAULT_TIES) -> np.ndarray:
     """Ranks under a tie policy, from the strictly-higher count ``ranks`` and the tie count ``ties``.
 
-    ``"optimistic"``: ``rank`` (the target first among its ties); ``"pessimistic"``: ``rank + ties`` (last);
-    ``"average"``: ``rank + ties / 2``, the expected rank when ties are broken at random.
+    ``"average"`` (default): ``rank + ties / 2``, the expected rank when ties are broken at random;
+    ``"optimistic"``: ``rank`` (the target first among its ties); ``"pessimistic"``: ``rank + ties`` (last).
     """
     r = _as_ranks(ranks)
     t = np.asarray(ties, dtype=np.float64)

@@ -4,7 +4,8 @@ Two tasks, each an evaluator in the sentence-transformers style (one call → a 
 ``primary_metric``), both called as ``evaluator(reader, contexts)`` with one context text per user:
 
 - :class:`NextItemChoiceEvaluator` — the user's next item among ``C`` options (the target and ``C-1`` seeded
-  distractors outside the user's history, built by :func:`~bluerec.rewards.multiple_choice.build_mc_options`). An HF
+  distractors outside the user's history, built by :func:`~bluerec.rewards.multiple_choice.mc_question`, as the GRPO
+  dataset's). An HF
   reader scores each option's length-normalised log-likelihood after the question (the reward's
   :class:`~bluerec.rewards.multiple_choice.HFOptionScorer`; deterministic) and picks the best → ``accuracy``.
 - :class:`RatingEvaluator` — the reader is asked for the star rating the user gave the target item and answers in
@@ -43,13 +44,11 @@ from bluerec.config import StrictModel
 from bluerec.data.errors import DataError
 from bluerec.io import read_jsonl, write_json_atomic, write_jsonl_atomic, write_text_atomic
 from bluerec.profiler.config import ProfilerConfig
-from bluerec.profiler.prompts import clip
 from bluerec.profiler.template import raw_history_text, template_items_for, template_profile
-from bluerec.rewards.embedding import hash_key, sample_negatives
-from bluerec.rewards.multiple_choice import DEFAULT_QUESTION_TEMPLATE, build_mc_options
+from bluerec.rewards.multiple_choice import DEFAULT_QUESTION_TEMPLATE
 
 if TYPE_CHECKING:
-    from bluerec.data.dataset import Example, ItemTable, PreparedDataset
+    from bluerec.data.dataset import Example, PreparedDataset
 
 logger = logging.getLogger(__name__)
 
@@ -59,7 +58,6 @@ BUILTIN_CONTEXTS = ("history", "template")
 DEFAULT_RATING_TEMPLATE = (
     "{profile}\n\nThe shopper above bought: {item}\nHow many stars out of {hi:g} did they give it?"
 )
-_OPTIONS_SALT = 2  # the same salt as the GRPO dataset's options, so a user's question does not depend on the task
 
 # --------------------------------------------------------------------------------------------------------------
 # Parsing and scoring (pure functions)
@@ -308,6 +306,16 @@ class NextItemChoiceEvaluator(BaseEvaluator):
         self.greater_is_better = True
         self.last_correct = np.zeros(0)
         self.last_chosen: list[int | None] = []
+        self.users: list[int] | None = None  # which of the setup's users it asks about (None: all, in order)
+
+    def per_user(self) -> np.ndarray:
+        """The last call's per-user score (1.0 correct / 0.0 wrong), for paired intervals."""
+        return self.last_correct.copy()
+
+    def user_rows(self) -> list[dict[str, Any]]:
+        """The last call's per-user fields for the run's rows."""
+        return [{"options": o, "answer": int(a), "chosen": c}
+                for o, a, c in zip(self.options, self.answers, self.last_chosen)]
 
     def contexts_for(self, profiles: Sequence[str]) -> list[str]:
         return [self.question_template.replace("{profile}", (p or "").strip()) for p in profiles]
@@ -374,6 +382,16 @@ class RatingEvaluator(BaseEvaluator):
         self.last_answers: list[str] = []
         self.last_predictions: list[float | None] = []
         self.last_errors = np.zeros(0)
+        self.users: list[int] | None = None  # which of the setup's users it asks about (None: all, in order)
+
+    def per_user(self) -> np.ndarray:
+        """The last call's per-user absolute error (unparsable answers at the worst), for paired intervals."""
+        return self.last_errors.copy()
+
+    def user_rows(self) -> list[dict[str, Any]]:
+        """The last call's per-user fields for the run's rows."""
+        return [{"rating": float(y), "rating_answer": a, "rating_parsed": p, "rating_error": float(e)}
+                for y, a, p, e in zip(self.ratings, self.last_answers, self.last_predictions, self.last_errors)]
 
     def prompts_for(self, profiles: Sequence[str]) -> list[str]:
         lo, hi = self.scale
@@ -399,32 +417,6 @@ class RatingEvaluator(BaseEvaluator):
 
 # --------------------------------------------------------------------------------------------------------------
 # Questions and contexts from a prepared dataset
-
-
-def option_text(items: ItemTable, row: int, max_chars: int) -> str:
-    """An item as an option: its title (else its full text, else its id), clipped."""
-    return clip(items.titles[row] or items.texts[row] or items.ids[row], max_chars)
-
-
-def choice_question(items: ItemTable, target_row: int, exclude: set[int], num_choices: int, max_chars: int,
-                    rng: np.random.Generator) -> tuple[list[str], int]:
-    """``(options, answer)``: the target and ``num_choices - 1`` distractors drawn uniformly outside ``exclude``
-    with option texts distinct from the target's and each other's. Raises when the catalogue has too few."""
-    target = option_text(items, target_row, max_chars)
-    seen, distractors = {target}, []
-    tried = set(exclude) | {target_row}
-    while len(distractors) < num_choices - 1:
-        cand = sample_negatives(rng, len(items), 2 * (num_choices - 1 - len(distractors)) + 2, tried)
-        if cand.size == 0:
-            raise ValueError(f"only {len(distractors)} distinct distractor texts for item {items.ids[target_row]!r}; "
-                             f"lower num_choices ({num_choices})")
-        for row in cand.tolist():
-            tried.add(row)
-            text = option_text(items, row, max_chars)
-            if text not in seen and len(distractors) < num_choices - 1:
-                seen.add(text)
-                distractors.append(text)
-    return build_mc_options(target, distractors, rng)
 
 
 def select_users(examples: list[Example], max_users: int | None, seed: int) -> list[Example]:
@@ -478,8 +470,10 @@ class QAConfig(StrictModel):
     or BLUE profile file), history_items (N newest items for the built-in contexts, default 20).
     Reader: reader (a :class:`ProfilerConfig` or a model name/path; default ``smollm2-135m-instruct``), batch_size
     (option pairs per forward pass), max_length (tokens).
-    Tasks: tasks (``choice`` and/or ``rating``), num_choices (C = 4), option_chars (option text length),
-    rating_scale ((1, 5)), max_new_tokens (answer length, 12).
+    Tasks: tasks (registered QA tasks of :mod:`bluerec.eval.tasks`: ``choice`` and/or ``rating``), num_choices
+    (C = 4), option_chars (option text length), rating_scale ((1, 5)), max_new_tokens (answer length, 12);
+    task_settings (``{task: {key: value}}``) sets any other key of a task's config, or configures a newly
+    registered task.
     Intervals: resamples (paired bootstrap resamples, 10,000; 0 = none), confidence (0.95).
     """
 
@@ -493,7 +487,8 @@ class QAConfig(StrictModel):
     reader: ProfilerConfig = Field(default_factory=lambda: ProfilerConfig(model="smollm2-135m-instruct"))
     batch_size: int = Field(8, ge=1)
     max_length: int = Field(1024, ge=16)
-    tasks: list[Literal["choice", "rating"]] = Field(default_factory=lambda: ["choice", "rating"])
+    tasks: list[str] = Field(default_factory=lambda: ["choice", "rating"])
+    task_settings: dict[str, dict[str, Any]] = Field(default_factory=dict)
     num_choices: int = Field(4, ge=2, le=26)
     option_chars: int = Field(100, ge=10)
     rating_scale: tuple[float, float] = (1.0, 5.0)
@@ -515,6 +510,29 @@ class QAConfig(StrictModel):
                              "(give profile files as profiles: {name: path})")
         return list(dict.fromkeys(value))
 
+    @field_validator("tasks")
+    @classmethod
+    def _tasks(cls, value: list[str]) -> list[str]:
+        from bluerec.eval.tasks import task_names
+
+        known = task_names("qa")
+        unknown = [t for t in value if t not in known]
+        if unknown:
+            raise ValueError(f"unknown QA tasks {unknown}; registered: {known}")
+        return list(dict.fromkeys(value))
+
+    def task_config(self, task: str) -> dict[str, Any]:
+        """The settings of ``task``'s config (:mod:`bluerec.eval.tasks.qa`): this config's flat keys, then
+        ``task_settings[task]``."""
+        flat: dict[str, Any] = {}
+        if task == "choice":
+            flat = {"num_choices": self.num_choices, "option_chars": self.option_chars,
+                    "chunk_size": 4 * self.batch_size}
+        elif task == "rating":
+            flat = {"scale": self.rating_scale, "max_new_tokens": self.max_new_tokens,
+                    "option_chars": self.option_chars, "chunk_size": 4 * self.batch_size}
+        return {**flat, **self.task_settings.get(task, {})}
+
     @model_validator(mode="after")
     def _check(self) -> QAConfig:
         clash = sorted(set(self.contexts) & set(self.profiles))
@@ -523,7 +541,10 @@ class QAConfig(StrictModel):
         if not self.contexts and not self.profiles:
             raise ValueError("no context to evaluate: give contexts and/or profiles")
         if not self.tasks:
-            raise ValueError("tasks must name at least one of: choice, rating")
+            raise ValueError("tasks must name at least one registered QA task (choice, rating)")
+        stray = sorted(set(self.task_settings) - set(self.tasks))
+        if stray:
+            raise ValueError(f"task_settings for {stray}, which are not in tasks {self.tasks}")
         lo, hi = self.rating_scale
         if not lo < hi:
             raise ValueError(f"rating_scale must be (lo, hi) with lo < hi, got {self.rating_scale}")
@@ -559,37 +580,26 @@ def run_qa(config: QAConfig, out_dir: str | Path, *, reader: Reader | None = Non
     examples = select_users(dataset.split(config.split), config.max_users, config.seed)
     if not examples:
         raise DataError(config.dataset, None, config.split, "no examples in this split")
-    items, index = dataset.items, dataset.items.index
     contexts: dict[str, list[str]] = {}
     for name in config.contexts:
         contexts[name] = builtin_contexts(name, dataset, examples, config.history_items)
     for name, path in config.profiles.items():
         contexts[name] = profile_contexts(path, examples)
 
-    evaluators: dict[str, BaseEvaluator] = {}
-    if "choice" in config.tasks:
-        options, answers = [], []
-        for ex in examples:
-            rng = np.random.default_rng([config.seed, _OPTIONS_SALT, hash_key(ex.user_id), hash_key(ex.item_id)])
-            exclude = {index[i] for i in dataset.full_history(ex) if i in index}
-            opts, ans = choice_question(items, index[ex.item_id], exclude, config.num_choices, config.option_chars, rng)
-            options.append(opts)
-            answers.append(ans)
-        evaluators["choice"] = NextItemChoiceEvaluator(options, answers, chunk_size=4 * config.batch_size,
-                                                       progress=_progress(say, "choice"))
+    # Every task is a registered evaluator (bluerec.eval.tasks), built once for these users.
+    from bluerec.eval.tasks import EvalSetup, build_evaluator
+
+    setup = EvalSetup(dataset, examples, config.split, seed=config.seed)
+    evaluators: dict[str, Any] = {}
+    for task in config.tasks:
+        evaluators[task] = build_evaluator(task, setup, config.task_config(task))
+        evaluators[task].progress = _progress(say, task)
+    asked = {task: ev.users if ev.users is not None else list(range(len(examples))) for task, ev in evaluators.items()}
     rated = [i for i, ex in enumerate(examples) if ex.rating is not None]
-    skipped_unrated = len(examples) - len(rated)
-    if "rating" in config.tasks:
-        if not rated:
-            raise DataError(config.dataset, None, "rating", "no evaluated user has a rating: use tasks [choice]")
-        if skipped_unrated:
-            say(f"rating task: {skipped_unrated} of {len(examples)} users have no rating for their target and are "
-                "left out of it")
-        evaluators["rating"] = RatingEvaluator(
-            [option_text(items, index[examples[i].item_id], config.option_chars) for i in rated],
-            [float(examples[i].rating) for i in rated],  # type: ignore[arg-type]
-            scale=config.rating_scale, max_new_tokens=config.max_new_tokens, chunk_size=4 * config.batch_size,
-            progress=_progress(say, "rating"))
+    skipped = {task: len(examples) - len(users) for task, users in asked.items() if len(users) < len(examples)}
+    for task, n in skipped.items():
+        say(f"{task} task: {n} of {len(examples)} users lack what it asks about (e.g. a rating for their target) "
+            "and are left out of it")
 
     if reader is None:
         say(f"loading reader {config.reader.model} ({config.reader.backend})")
@@ -603,21 +613,11 @@ def run_qa(config: QAConfig, out_dir: str | Path, *, reader: Reader | None = Non
         results[name] = {}
         rows: list[dict[str, Any]] = [{"user_id": ex.user_id, "target": ex.item_id, "context": t}
                                       for ex, t in zip(examples, texts)]
-        if "choice" in evaluators:
-            ev = evaluators["choice"]
-            assert isinstance(ev, NextItemChoiceEvaluator)
-            results[name]["choice"] = ev(reader, texts)
-            per_user["choice"][name] = ev.last_correct.copy()
-            for r, opts, ans, ch in zip(rows, ev.options, ev.answers, ev.last_chosen):
-                r.update(options=opts, answer=int(ans), chosen=ch)
-        if "rating" in evaluators:
-            ev = evaluators["rating"]
-            assert isinstance(ev, RatingEvaluator)
-            results[name]["rating"] = ev(reader, [texts[i] for i in rated])
-            per_user["rating"][name] = ev.last_errors.copy()
-            for j, i in enumerate(rated):
-                rows[i].update(rating=float(ev.ratings[j]), rating_answer=ev.last_answers[j],
-                               rating_parsed=ev.last_predictions[j], rating_error=float(ev.last_errors[j]))
+        for task, ev in evaluators.items():
+            results[name][task] = ev(reader, [texts[i] for i in asked[task]])
+            per_user[task][name] = ev.per_user()
+            for i, fields in zip(asked[task], ev.user_rows()):
+                rows[i].update(fields)
         timings[name] = round(time.perf_counter() - t0, 1)
         write_jsonl_atomic(out_dir / "rows" / f"{name}.jsonl", rows)
         say(f"{name}: " + ", ".join(f"{task} {_brief(m)}" for task, m in results[name].items()) + f" ({timings[name]}s)")
@@ -633,6 +633,8 @@ def run_qa(config: QAConfig, out_dir: str | Path, *, reader: Reader | None = Non
         "n_rated": len(rated), "reader": getattr(reader, "name", config.reader.model),
         "config": config.model_dump(mode="json"),
         "results": results, "intervals": intervals, "seconds": timings,
+        "primary_metrics": {task: {"metric": ev.primary_metric, "greater_is_better": ev.greater_is_better}
+                            for task, ev in evaluators.items()},
         "wall_s": round(time.perf_counter() - start, 1),
     }
     write_json_atomic(out_dir / "summary.json", summary)
@@ -653,17 +655,27 @@ def _brief(metrics: dict[str, float]) -> str:
 def summary_markdown(summary: dict[str, Any]) -> str:
     """The results table (one row per context) and the paired intervals, as markdown."""
     res = summary["results"]
+    # other registered tasks: one column with their primary metric
+    primary = summary.get("primary_metrics") or {}
+    extra = [t for t in dict.fromkeys(t for by in res.values() for t in by) if t not in ("choice", "rating")]
+    header = ["context", "MC accuracy", "rating MAE", "rating RMSE", "unparsable",
+              *(f"{t} {(primary.get(t) or {}).get('metric', '')}".strip() for t in extra)]
     lines = [f"Personalized QA on {summary['dataset']} ({summary['split']}, {summary['n_users']} users, "
              f"{summary['n_rated']} rated; reader {summary['reader']})", "",
-             "| context | MC accuracy | rating MAE | rating RMSE | unparsable |", "|---|---|---|---|---|"]
+             "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for name, by_task in res.items():
         ch, ra = by_task.get("choice", {}), by_task.get("rating", {})
         cells = [f"{ch['accuracy']:.3f}" if ch else "—", f"{ra['mae']:.3f}" if ra else "—",
                  f"{ra['rmse']:.3f}" if ra else "—", f"{ra['unparsable_rate']:.1%}" if ra else "—"]
+        for t in extra:
+            value = (by_task.get(t) or {}).get((primary.get(t) or {}).get("metric", ""))
+            cells.append(f"{value:.3f}" if isinstance(value, (int, float)) else "—")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     conf = summary["config"].get("confidence", 0.95)
     for task, rows in summary.get("intervals", {}).items():
-        what = "accuracy" if task == "choice" else "absolute error (negative = better)"
+        better = (primary.get(task) or {}).get("greater_is_better", task == "choice")
+        what = "accuracy" if task == "choice" else ("higher = better" if better else "negative = better")
+        what = "absolute error (negative = better)" if task == "rating" else what
         lines += ["", f"Paired {conf:.0%} bootstrap intervals, {task} ({what}), b − a:", ""]
         lines += [f"- {r['b']} − {r['a']}: {r['text']}" for r in rows]
     return "\n".join(lines) + "\n"

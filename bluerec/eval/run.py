@@ -44,6 +44,8 @@ from bluerec.eval.baselines import BASELINES, Queries, baseline_queries, text_qu
 from bluerec.errors import UserError
 from bluerec.eval.bootstrap import bootstrap_mean_intervals
 from bluerec.eval.evaluator import EvalConfig, EvalResult, RetrievalEvaluator, save_user_results
+from bluerec.eval.tasks import EvalSetup, build_evaluator
+from bluerec.eval.tasks.retrieval import history_rows, target_rows
 from bluerec.eval.retrieval import eligible_negative_counts
 from bluerec.io import (make_temp_dir, output_lock, read_jsonl, remove_stale_siblings, remove_tree, write_json_atomic,
                         write_jsonl_atomic, write_text_atomic)
@@ -163,19 +165,17 @@ class EvaluationRun:
         self.n_split_users = len(self.dataset.split(config.split))
         self.examples = select_examples(self.dataset, config.split, config.max_users, config.seed)
         items = self.dataset.items
-        index = items.index
-        targets = np.asarray([index[ex.item_id] for ex in self.examples], dtype=np.int64)
-        exclude = [np.asarray([index[i] for i in self.dataset.full_history(ex)], dtype=np.int64) for ex in self.examples]
+        setup = EvalSetup(self.dataset, self.examples, config.split, seed=config.seed)
+        targets, exclude = target_rows(setup), history_rows(setup)
         self._fit_sampled_protocols(targets, exclude, len(items), items.popularity)  # before any heavy work
         self.embedder = embedder or Embedder(config.embedder)
         self.say(f"embedding {len(items):,} items with {self.embedder.model_id}")
         self.item_emb = embed_items(self.embedder, items.ids, items.texts, cache_dir=config.cache_dir)
-        user_ids = [ex.user_id for ex in self.examples]
-        # One evaluator per protocol, shared by every method: identical sampled negatives for all of them.
-        self.evaluators = {
-            p.protocol: RetrievalEvaluator(self.item_emb, targets, exclude, p, item_ids=items.ids,
-                                           user_ids=user_ids, item_popularity=items.popularity)
-            for p in self.config.protocols
+        setup.item_embeddings = self.item_emb
+        # One evaluator per protocol (the registered retrieval tasks "full" / "sampled"), shared by every method:
+        # identical sampled negatives for all of them.
+        self.evaluators: dict[str, RetrievalEvaluator] = {
+            p.protocol: build_evaluator(p.protocol, setup, p) for p in self.config.protocols
         }
         self.results: dict[str, dict[str, EvalResult]] = {}
         self.texts: dict[str, list[str]] = {}
@@ -211,6 +211,11 @@ class EvaluationRun:
         if fitted != list(self.config.protocols):
             self.config = self.config.model_copy(update={"protocols": fitted})
 
+    @property
+    def primary_metric(self) -> str | None:
+        """The first protocol's primary metric (e.g. ``ndcg@10``): what the run's headline numbers are."""
+        return next((ev.primary_metric for ev in self.evaluators.values()), None)
+
     def queries(self, method: str) -> Queries:
         if method in self.config.profiles:
             texts = load_profile_texts(self.config.profiles[method], self.examples)
@@ -240,8 +245,9 @@ class EvaluationRun:
         for method in methods:
             start = time.perf_counter()
             metrics = self.evaluate_queries(method, self.queries(method))
-            first = next(iter(metrics.values()))
-            self.say(f"{method}: ndcg@10={first.get('ndcg@10', float('nan')):.4f} ({time.perf_counter() - start:.1f}s)")
+            protocol, first = next(iter(metrics.items()))
+            primary = self.evaluators[protocol].primary_metric
+            self.say(f"{method}: {primary}={first.get(primary, float('nan')):.4f} ({time.perf_counter() - start:.1f}s)")
             for protocol, result in self.results[method].items():
                 if result.search is not None and "recall@10" in result.search:
                     self.say(f"  {protocol}: approximate search {result.search['index']}, recall@10 against exact "
@@ -304,6 +310,11 @@ class EvaluationRun:
             "embedder": self.embedder.model_id,
             "config": self.config.model_dump(mode="json"),
             "results": {m: {p: r.metrics for p, r in by_p.items()} for m, by_p in self.results.items()},
+            # what ranks methods: each protocol evaluator's primary metric (higher is better), and the run's methods
+            "primary_metric": self.primary_metric,
+            "primary_metrics": {p: ev.primary_metric for p, ev in self.evaluators.items()},
+            "methods": list(self.results),
+            "profile_methods": [m for m in self.results if m not in self.config.methods],  # not baselines
             "sample": {"n_users": len(self.examples), "n_split_users": self.n_split_users,
                        "max_users": self.config.max_users, "seed": self.config.seed},
             "references": self.references(),

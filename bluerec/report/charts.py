@@ -12,7 +12,6 @@ from bluerec.report.load import TrainCurves
 
 PALETTE = ["#4C72B0", "#DD8452", "#55A868", "#C44E52", "#8172B3", "#937860", "#DA8BC3", "#8C8C8C"]
 PROTOCOL_COLORS = {"full": "#4C72B0", "sampled": "#A1C4E8"}
-HIGHLIGHT = {"blue", "warmstart"}
 
 
 def _figure(width: float, height: float) -> Any:
@@ -99,14 +98,15 @@ def reward_curves_png(curves: TrainCurves) -> Chart:
 def validation_png(curves: TrainCurves) -> Chart:
     fig = _figure(6.4, 3.0)
     ax = fig.add_subplot(1, 1, 1)
-    ax.plot(curves.eval_steps, curves.eval_ndcg, color="#C44E52", linewidth=2, marker="o", markersize=5)
-    if curves.eval_ndcg:
-        best = max(range(len(curves.eval_ndcg)), key=lambda i: curves.eval_ndcg[i])
-        ax.annotate(f"best {curves.eval_ndcg[best]:.4f} @ step {curves.eval_steps[best]:g}",
-                    (curves.eval_steps[best], curves.eval_ndcg[best]), textcoords="offset points",
+    values = curves.eval_values
+    ax.plot(curves.eval_steps, values, color="#C44E52", linewidth=2, marker="o", markersize=5)
+    if values:
+        best = max(range(len(values)), key=lambda i: values[i])
+        ax.annotate(f"best {values[best]:.4f} @ step {curves.eval_steps[best]:g}",
+                    (curves.eval_steps[best], values[best]), textcoords="offset points",
                     xytext=(0, 8), fontsize=8,
-                    ha="left" if best == 0 else "right" if best == len(curves.eval_ndcg) - 1 else "center")
-        ax.set_ylim(bottom=0, top=max(curves.eval_ndcg) * 1.25 or 1.0)
+                    ha="left" if best == 0 else "right" if best == len(values) - 1 else "center")
+        ax.set_ylim(bottom=0, top=max(values) * 1.25 or 1.0)
     ax.set_xlabel("training step", fontsize=8)
     ax.set_ylabel(curves.eval_metric.removeprefix("eval/").replace("ndcg", "NDCG"), fontsize=8)
     ax.set_title("validation " + curves.eval_metric.removeprefix("eval/"), fontsize=10)
@@ -115,8 +115,10 @@ def validation_png(curves: TrainCurves) -> Chart:
     return _to_data_uri(fig)
 
 
-def method_bars_png(table: dict[str, dict[str, float]], protocols: list[str], metric: str = "ndcg@10") -> Chart:
-    """Grouped bars: one group per method, one bar per protocol. ``table``: method → protocol → value."""
+def method_bars_png(table: dict[str, dict[str, float]], protocols: list[str], metric: str,
+                    highlight: tuple[str, ...] | list[str] = ()) -> Chart:
+    """Grouped bars: one group per method, one bar per protocol. ``table``: method → protocol → value of ``metric``;
+    the ``highlight`` methods' labels are bold."""
     methods = list(table)
     fig = _figure(max(6.0, 1.15 * len(methods) + 1.5), 3.6)
     ax = fig.add_subplot(1, 1, 1)
@@ -136,7 +138,7 @@ def method_bars_png(table: dict[str, dict[str, float]], protocols: list[str], me
     ax.set_xticks(range(len(methods)))
     ax.set_xticklabels([_label(m) for m in methods], fontsize=9)
     for label in ax.get_xticklabels():
-        if label.get_text() in {_label(h) for h in HIGHLIGHT}:
+        if label.get_text() in {_label(h) for h in highlight}:
             label.set_fontweight("bold")
     ax.set_ylim(0, top * 1.18 if top > 0 else 1.0)
     ax.set_ylabel(metric.upper(), fontsize=9)

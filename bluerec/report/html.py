@@ -15,13 +15,20 @@ from typing import Any
 
 from bluerec.io import write_text_atomic
 from bluerec.report import charts
-from bluerec.report.load import RunData, load_run
+from bluerec.report.load import RunData, compared_methods, load_run, primary_metric
 
-METHOD_LABELS = {
-    "warmstart": "Before BLUE: warm-start profiler",
-    "blue": "After BLUE: GRPO-trained profiler",
-}
-TABLE_METRICS = ("ndcg@10", "recall@10", "mrr")
+def _labels(run: RunData) -> dict[str, str]:
+    """Display names of methods the run file gives (``method_labels``); others show their own name."""
+    labels = (run.results or {}).get("method_labels")
+    return {str(k): str(v) for k, v in labels.items()} if isinstance(labels, dict) else {}
+
+
+def _table_metrics(table: dict[str, dict[str, dict[str, Any]]], primary: str) -> list[str]:
+    """The method table's columns: the primary metric, the other metrics at its cut-off, then the full ``mrr``."""
+    names = list(dict.fromkeys(str(k) for by in table.values() for m in by.values() for k in m))
+    _, at, k = primary.partition("@")
+    same_k = [n for n in names if at and n != primary and n.endswith(f"@{k}")]
+    return [n for n in [primary, *same_k, "mrr"] if n in names or n == primary]
 
 CSS = """
 :root { --fg:#1f2328; --muted:#656d76; --line:#d0d7de; --bg:#f6f8fa; --hit:#1a7f37; --hitbg:#dafbe1; }
@@ -142,15 +149,22 @@ def _summary(run: RunData) -> str:
     if run.results is None:
         parts.append(_na("Evaluation results", run.results_note))
 
-    table, _ = _method_results(run.results)
-    before = _num(table.get("warmstart", {}).get("full", {}).get("ndcg@10"))
-    after = _num(table.get("blue", {}).get("full", {}).get("ndcg@10"))
-    if not math.isnan(before) and not math.isnan(after):
-        delta = after - before
-        rel = f" ({delta / before:+.0%})" if before > 0 else ""
-        cls = "delta-up" if delta >= 0 else "delta-down"
-        parts.append(f'<p class="headline">Test NDCG@10 (full ranking): warm start <b>{before:.4f}</b> → '
-                     f'BLUE <b>{after:.4f}</b> <span class="{cls}">{delta:+.4f}{rel}</span></p>')
+    table, protocols = _method_results(run.results)
+    metric = primary_metric(run.results)
+    compare = [m for m in compared_methods(run.results) if m in table]
+    if len(compare) >= 2 and protocols and metric:
+        first, last, protocol = compare[0], compare[-1], protocols[0]
+        before = _num(table[first].get(protocol, {}).get(metric))
+        after = _num(table[last].get(protocol, {}).get(metric))
+        if not math.isnan(before) and not math.isnan(after):
+            labels = _labels(run)
+            delta = after - before
+            rel = f" ({delta / before:+.0%})" if before > 0 else ""
+            cls = "delta-up" if delta >= 0 else "delta-down"
+            split = str(r.get("split") or "").capitalize()
+            parts.append(f'<p class="headline">{_e(split)} {_e(metric)} ({_e(protocol)}): '
+                         f'{_e(labels.get(first, first))} <b>{before:.4f}</b> → {_e(labels.get(last, last))} '
+                         f'<b>{after:.4f}</b> <span class="{cls}">{delta:+.4f}{rel}</span></p>')
     timings = r.get("timings_s")
     if isinstance(timings, dict) and timings:
         items = " · ".join(f"{_e(k)} {_fmt(v, 1)} s" for k, v in timings.items())
@@ -163,7 +177,7 @@ def _training(run: RunData) -> str:
     curves = run.curves
     if curves is None:
         out.append('<div id="reward-curves">' + _na("Reward curves", run.curves_note) + "</div>")
-        out.append('<div id="validation-ndcg">' + _na("Validation NDCG@10", run.curves_note) + "</div>")
+        out.append('<div id="validation-ndcg">' + _na("Validation metric", run.curves_note) + "</div>")
         return "".join(out) + "</section>"
     if curves.steps and (curves.components or any(not math.isnan(v) for v in curves.total)):
         names = ", ".join(curves.components) or "total only"
@@ -175,31 +189,35 @@ def _training(run: RunData) -> str:
         out.append('<div id="reward-curves">' + _na("Reward curves", "no training rows with rewards") + "</div>")
     if curves.eval_steps:
         metric = curves.eval_metric.removeprefix("eval/")
-        out.append(_chart("validation-ndcg", "Validation NDCG@10", lambda: charts.validation_png(curves),
+        out.append(_chart("validation-ndcg", f"Validation {metric}", lambda: charts.validation_png(curves),
                           f"Validation {metric} per training step",
                           f"Validation {_e(metric)} of the profiler during training (step 0 = before GRPO)."))
     else:
-        out.append('<div id="validation-ndcg">' + _na("Validation NDCG@10", "no validation rows") + "</div>")
+        out.append('<div id="validation-ndcg">' + _na("Validation metric", "no validation rows") + "</div>")
     return "".join(out) + "</section>"
 
 
 def _methods(run: RunData) -> str:
-    out = ['<section id="methods"><h2>Methods: test NDCG@10 under both protocols</h2>']
     table, protocols = _method_results(run.results)
+    metric = primary_metric(run.results)
+    split = str((run.results or {}).get("split") or "")
+    out = [f'<section id="methods"><h2>Methods: {_e(split)} {_e(metric or "metrics")} per protocol</h2>']
     if not table:
         why = run.results_note or "results.json has no per-method results"
         out.append('<div id="method-bars">' + _na("Method comparison", why) + "</div>")
         return "".join(out) + "</section>"
-    values = {m: {p: _num(table[m].get(p, {}).get("ndcg@10")) for p in protocols} for m in table}
+    highlight = compared_methods(run.results)
+    values = {m: {p: _num(table[m].get(p, {}).get(metric)) for p in protocols} for m in table}
     if any(not math.isnan(v) for by in values.values() for v in by.values()):
-        out.append(_chart("method-bars", "Method comparison", lambda: charts.method_bars_png(values, protocols),
-                          "NDCG@10 per method and protocol",
-                          "full = rank the whole catalogue (history excluded); sampled = target among 99 seeded "
+        out.append(_chart("method-bars", "Method comparison",
+                          lambda: charts.method_bars_png(values, protocols, metric, highlight),
+                          f"{metric} per method and protocol",
+                          "full = rank the whole catalogue (history excluded); sampled = target among seeded "
                           "random negatives."))
     else:
-        out.append('<div id="method-bars">' + _na("Method comparison", "no NDCG@10 values") + "</div>")
+        out.append('<div id="method-bars">' + _na("Method comparison", f"no {metric or 'metric'} values") + "</div>")
 
-    cols = [(p, k) for p in protocols for k in TABLE_METRICS]
+    cols = [(p, k) for p in protocols for k in _table_metrics(table, metric)]
     best = {c: max((_num(table[m].get(c[0], {}).get(c[1])) for m in table), key=lambda v: -1 if math.isnan(v) else v)
             for c in cols}
     head = "".join(f"<th>{_e(p)} {_e(k)}</th>" for p, k in cols)
@@ -210,7 +228,7 @@ def _methods(run: RunData) -> str:
             v = _num(table[m].get(c[0], {}).get(c[1]))
             cls = ' class="best"' if not math.isnan(v) and v == best[c] else ""
             cells.append(f"<td{cls}>{_fmt(v)}</td>")
-        hl = ' class="highlight"' if m in charts.HIGHLIGHT else ""
+        hl = ' class="highlight"' if m in highlight else ""
         body.append(f'<tr{hl} data-method="{_e(m)}"><td>{_e(m)}</td>{"".join(cells)}</tr>')
     out.append(f'<table id="method-table"><thead><tr><th>method</th>{head}</tr></thead>'
                f'<tbody>{"".join(body)}</tbody></table>')
@@ -263,7 +281,8 @@ def _user_card(run: RunData, n: int, ex: dict[str, Any]) -> str:
     history = [str(h) for h in (ex.get("history") or [])]
     next_item = str(ex.get("next_item") or "")
     methods = ex.get("methods") if isinstance(ex.get("methods"), dict) else {}
-    order = sorted(methods, key=lambda m: {"warmstart": 0, "blue": 1}.get(m, 2))
+    compare = compared_methods(run.results)
+    order = sorted(methods, key=lambda m: compare.index(m) if m in compare else len(compare))  # stable: file order
     hist = "".join(f"<li>{_e(h)}</li>" for h in history) if history else "<li class='muted'>(empty)</li>"
     parts = [f'<article class="user-card" id="user-{n}" data-user-id="{_e(uid)}">',
              f'<h3>User {n}: <code>{_e(uid)}</code></h3>',
@@ -279,7 +298,7 @@ def _user_card(run: RunData, n: int, ex: dict[str, Any]) -> str:
         if not isinstance(profile, str):
             profile = run.profiles.get(m, {}).get(uid)
         row = run.user_rows.get(m, {}).get(uid)
-        label = METHOD_LABELS.get(m, m)
+        label = _labels(run).get(m, m)
         parts.append(f'<div class="method" data-method="{_e(m)}"><h3>{_e(label)}</h3>')
         parts.append(f'<div class="profile">{_e(profile)}</div>' if profile is not None
                      else _na("Profile", "not in results.json or eval/profiles"))
@@ -297,7 +316,7 @@ def _user_card(run: RunData, n: int, ex: dict[str, Any]) -> str:
 
 
 def _users(run: RunData) -> str:
-    out = ['<section id="users"><h2>Example users: profile before and after BLUE</h2>']
+    out = ['<section id="users"><h2>Example users: each method’s profile and recommendations</h2>']
     examples = run.examples
     if not examples:
         why = run.results_note or "results.json has no example users"

@@ -19,14 +19,14 @@ _COMPONENT = re.compile(r"^rewards/(.+)/mean$")
 
 @dataclass
 class TrainCurves:
-    """Per-step training rewards (total and per component) and validation NDCG@10."""
+    """Per-step training rewards (total and per component) and the validation evaluator's primary metric."""
 
     steps: list[float] = field(default_factory=list)
     total: list[float] = field(default_factory=list)
     components: dict[str, list[float]] = field(default_factory=dict)  # name → value per step (NaN = absent)
     eval_steps: list[float] = field(default_factory=list)
-    eval_ndcg: list[float] = field(default_factory=list)
-    eval_metric: str = "eval/ndcg@10"
+    eval_values: list[float] = field(default_factory=list)  # eval_metric per validation step
+    eval_metric: str = ""  # the metrics.jsonl key, e.g. "eval/ndcg@10" (what the rows name as primary_metric)
     skipped_lines: int = 0  # unreadable lines of metrics.jsonl left out
 
 
@@ -90,8 +90,7 @@ def read_curves(run_dir: Path, skipped: dict[str, int] | None = None) -> tuple[T
     skip_note = f" ({n_skipped} unreadable line(s) of train/metrics.jsonl skipped)" if n_skipped else ""
 
     train: dict[float, dict[str, Any]] = {}  # step → row; a resumed run's later row for a step wins
-    evals: dict[float, float] = {}
-    metric = "eval/ndcg@10"
+    eval_rows: dict[float, dict[str, Any]] = {}
     for row in rows:
         step = _finite(row.get("step"))
         if math.isnan(step):
@@ -99,10 +98,14 @@ def read_curves(run_dir: Path, skipped: dict[str, int] | None = None) -> tuple[T
         kind = row.get("kind")
         if kind == "train" or (kind is None and "reward" in row):
             train[step] = row
-        elif kind == "eval" or (kind is None and metric in row):
-            value = _finite(row.get(metric))
-            if not math.isnan(value):
-                evals[step] = value
+        elif kind == "eval" or (kind is None and any(str(k).startswith("eval/") for k in row)):
+            eval_rows[step] = row
+    metric = eval_metric(list(eval_rows.values()))
+    evals: dict[float, float] = {}
+    for step, row in eval_rows.items():
+        value = _finite(row.get(metric))
+        if not math.isnan(value):
+            evals[step] = value
 
     curves = TrainCurves(eval_metric=metric)
     names: list[str] = []
@@ -119,11 +122,54 @@ def read_curves(run_dir: Path, skipped: dict[str, int] | None = None) -> tuple[T
             curves.components.setdefault(name, []).append(_finite(row.get(f"rewards/{name}/mean")))
     for step in sorted(evals):
         curves.eval_steps.append(step)
-        curves.eval_ndcg.append(evals[step])
+        curves.eval_values.append(evals[step])
     curves.skipped_lines = n_skipped
     if not curves.steps and not curves.eval_steps:
         return None, "train/metrics.jsonl has no training or validation rows yet" + skip_note
     return curves, skip_note.strip(" ()")
+
+
+def eval_metric(rows: list[dict[str, Any]]) -> str:
+    """The validation rows' primary metric: the ``primary_metric`` they name (the newest), else — rows written
+    before it was recorded — their first ``eval/`` metric (the trainer writes the evaluator's metrics first)."""
+    for row in reversed(rows):
+        if isinstance(row.get("primary_metric"), str):
+            return row["primary_metric"]
+    for row in rows:
+        for key, value in row.items():
+            if str(key).startswith("eval/") and not math.isnan(_finite(value)):
+                return str(key)
+    return ""
+
+
+def primary_metric(results: dict[str, Any] | None) -> str:
+    """The metric a results/summary file ranks methods by: its ``primary_metric``, else the first metric of its
+    first method and protocol (the evaluator's order puts the primary one first)."""
+    named = (results or {}).get("primary_metric")
+    if isinstance(named, str) and named:
+        return named
+    for by_proto in ((results or {}).get("results") or {}).values():
+        if isinstance(by_proto, dict):
+            for metrics in by_proto.values():
+                if isinstance(metrics, dict) and metrics:
+                    return str(next(iter(metrics)))
+    return ""
+
+
+def compared_methods(results: dict[str, Any] | None) -> list[str]:
+    """The methods a run compares, in order (before → after): its ``compare`` list, else its profile methods (the
+    ones that are not baselines), else the methods of its example users."""
+    r = results or {}
+    for key in ("compare", "profile_methods"):
+        value = r.get(key)
+        if isinstance(value, list) and value:
+            return [str(m) for m in value]
+    methods: list[str] = []
+    for ex in r.get("examples") or []:
+        for m in (ex.get("methods") or {}) if isinstance(ex, dict) else {}:
+            if m not in methods:
+                methods.append(str(m))
+    return methods
 
 
 def _data_dir(run_dir: Path, results: dict[str, Any] | None) -> Path | None:

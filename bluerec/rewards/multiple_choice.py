@@ -348,3 +348,85 @@ class HFOptionScorer:
         """``(n, C)`` option scores: summed option-token log-probabilities, per token if ``length_normalise``."""
         sums, counts = self.log_likelihoods(contexts, options)
         return sums / counts if self.length_normalise else sums
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Questions from a catalogue: shared by the GRPO dataset (bluerec.train.dataset) and the QA evaluator (bluerec.eval.qa)
+# so that both ask the same kind of question. Pure functions of an item table (``ids``, ``titles``, ``texts``).
+
+
+def option_text(items: Any, row: int, field: str = "title", max_chars: int = 160) -> str:
+    """The text an item shows as a multiple-choice option: its ``field`` (``"title"`` or ``"text"``), falling back to
+    the full text and then the id, with whitespace collapsed and cut to ``max_chars`` at a word boundary."""
+    from bluerec.profiler.prompts import clip  # lazy: keeps the rewards importable without the profiler's deps
+
+    text = items.titles[row] if field == "title" else items.texts[row]
+    if not text:
+        text = items.texts[row] or items.ids[row]
+    return clip(text, max_chars)
+
+
+def mc_distractors(
+    rng: np.random.Generator,
+    items: Any,
+    target_row: int,
+    exclude: set[int],
+    n: int,
+    field: str = "title",
+    max_chars: int = 160,
+    weights: np.ndarray | None = None,
+) -> list[str]:
+    """``n`` distractor texts: items outside ``exclude`` (drawn uniformly, or ∝ ``weights``) whose option text differs
+    from the target's and from each other. Fewer only when the catalogue has no more distinct texts."""
+    from bluerec.rewards.embedding import sample_negatives
+
+    target_text = option_text(items, target_row, field, max_chars)
+    seen = {target_text}
+    out: list[str] = []
+    budget = n
+    tried: set[int] = set(exclude) | {target_row}
+    while len(out) < n:
+        cand = sample_negatives(rng, len(items), max(2 * budget, 4), tried, weights)
+        if cand.size == 0:
+            break
+        for row in cand.tolist():
+            tried.add(row)
+            text = option_text(items, row, field, max_chars)
+            if text not in seen:
+                seen.add(text)
+                out.append(text)
+                if len(out) == n:
+                    break
+        budget = n - len(out)
+    return out
+
+
+def mc_question(
+    rng: np.random.Generator,
+    items: Any,
+    target_row: int,
+    exclude: set[int],
+    num_choices: int,
+    field: str = "title",
+    max_chars: int = 160,
+    weights: np.ndarray | None = None,
+) -> tuple[list[str], int]:
+    """``(options, answer)``: the target's option text and ``num_choices - 1`` :func:`mc_distractors`, shuffled by
+    :func:`build_mc_options`. Raises ``ValueError`` when the catalogue has too few distinct texts.
+
+    Example:
+    ```python
+    >>> import numpy as np
+    >>> from bluerec.data.dataset import ItemTable
+    >>> items = ItemTable(ids=["a", "b", "c", "d"], texts=["A", "B", "C", "D"], titles=["A", "B", "C", "D"],
+    ...                   popularity=np.ones(4, dtype=np.int64))
+    >>> options, answer = mc_question(np.random.default_rng(0), items, 0, {1}, 3)
+    >>> options[answer], sorted(options)
+    ('A', ['A', 'C', 'D'])
+    ```
+    """
+    distractors = mc_distractors(rng, items, target_row, exclude, num_choices - 1, field, max_chars, weights)
+    if len(distractors) < num_choices - 1:
+        raise ValueError(f"only {len(distractors)} distinct distractor texts for item {items.ids[target_row]!r} "
+                         f"(need {num_choices - 1}); lower the number of choices")
+    return build_mc_options(option_text(items, target_row, field, max_chars), distractors, rng)

@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from bluerec.config import StrictModel
 from bluerec.embed import EmbedderConfig
+from bluerec.eval.metrics import DEFAULT_TIES, TiePolicy
 from bluerec.profiler.config import LoraSettings, ProfilerConfig
 from bluerec.profiler.prompts import PromptConfig
 from bluerec.rewards import InfoNCERewardConfig, LengthPenaltyConfig, MultipleChoiceRewardConfig
 
 RewardName = Literal["infonce", "multiple_choice", "length_penalty"]
 _LEGACY_PROFILER_KEYS = ("dtype", "device", "trust_remote_code", "lora")
+_METRIC = re.compile(r"^(mrr|ndcg|recall|(ndcg|recall|mrr)@[1-9][0-9]*)$")
 
 
 class RLDataConfig(StrictModel):
@@ -231,15 +234,18 @@ class GRPOSettings(StrictModel):
 
 
 class TrainEvalConfig(StrictModel):
-    """Validation during training: greedy profiles of a fixed set of validation users, ranked against the full
-    catalogue with the user's full history excluded (the target itself is never excluded).
+    """Validation during training: greedy profiles of a fixed set of validation users, scored by a registered
+    retrieval evaluator (:mod:`bluerec.eval.tasks`; ``full``: the whole catalogue with the user's full history
+    excluded, the target itself never excluded) — the evaluator ``bluerec evaluate`` uses.
 
     Parameters:
         every_steps: evaluate every N optimizer steps (``0`` = never during training). Default ``50``.
         at_start: also evaluate before the first step (skipped when resuming). Default ``True``.
         at_end: also evaluate after the last step (if it was not just evaluated). Default ``True``.
         num_users: M validation users, sampled once with ``seed`` (``None`` = all). Default ``200``.
-        k: cut-off of the logged ``eval/ndcg@k`` and ``eval/recall@k``. Default ``10``.
+        task: the registered retrieval task (``full`` or ``sampled``). Default ``"full"``.
+        k: cut-off of the logged ``eval/ndcg@k``, ``eval/recall@k`` and ``eval/mrr@k``. Default ``10``.
+        ties: the evaluator's tie policy (``average``, ``optimistic``, ``pessimistic``). Default ``"average"``.
         batch_size: prompts per generation call. Default ``32``.
         max_new_tokens: profile length (``None`` = ``grpo.max_completion_length``). Default ``None``.
         save_profiles: write the profiles to ``<output_dir>/eval/profiles-step<N>.jsonl``. Default ``True``.
@@ -250,8 +256,9 @@ class TrainEvalConfig(StrictModel):
             so far, the profiler of that step (LoRA merged) is saved atomically as ``<output_dir>/best/`` (with
             ``best.json``: step, metric, value) and a ``kind: "best"`` row goes to ``metrics.jsonl``.
             ``bluerec evaluate --profiler <output_dir>/best`` evaluates it. Default ``False``.
-        select_metric: ``ndcg`` / ``recall`` (at ``k``) or ``mrr``; higher is better, ties keep the earlier step.
-            Default ``"ndcg"`` (``eval/ndcg@10``).
+        select_metric: the validation metric to maximise (ties keep the earlier step): ``mrr``, ``ndcg@k``,
+            ``recall@k``, ``mrr@k``, or a bare ``ndcg`` / ``recall`` (at ``k``). It becomes the validation
+            evaluator's primary metric. Default ``None``: the evaluator's own primary metric (NDCG at ``k``).
         select_from_step: the first step that may be chosen; ``1`` leaves the starting profiler (step 0) out, so
             ``best/`` is always a GRPO-trained profiler. Default ``1``.
     """
@@ -260,19 +267,45 @@ class TrainEvalConfig(StrictModel):
     at_start: bool = True
     at_end: bool = True
     num_users: int | None = Field(200, ge=1)
+    task: Literal["full", "sampled"] = "full"
     k: int = Field(10, ge=1)
+    ties: TiePolicy = DEFAULT_TIES
     batch_size: int = Field(32, ge=1)
     max_new_tokens: int | None = Field(None, ge=1)
     save_profiles: bool = True
     seed: int = Field(0, ge=0)
     select_best: bool = False
-    select_metric: Literal["ndcg", "recall", "mrr"] = "ndcg"
+    select_metric: str | None = None
     select_from_step: int = Field(1, ge=0)
+
+    @field_validator("select_metric")
+    @classmethod
+    def _metric(cls, value: str | None) -> str | None:
+        if value is not None and not _METRIC.match(value):
+            raise ValueError(f"unknown metric {value!r}; allowed: mrr, ndcg, recall, or ndcg@k, recall@k, mrr@k")
+        return value
+
+    def _select_metric(self) -> str | None:
+        """``select_metric`` with a bare ``ndcg`` / ``recall`` put at ``k``."""
+        m = self.select_metric
+        return f"{m}@{self.k}" if m in ("ndcg", "recall") else m
+
+    @property
+    def retrieval(self) -> Any:
+        """The validation evaluator's :class:`~bluerec.eval.evaluator.EvalConfig` (its primary metric is
+        ``select_metric`` when given)."""
+        from bluerec.eval.evaluator import EvalConfig
+
+        metric = self._select_metric()
+        ks = [self.k]
+        if metric is not None and "@" in metric and int(metric.partition("@")[2]) != self.k:
+            ks.append(int(metric.partition("@")[2]))
+        return EvalConfig(protocol=self.task, ks=ks, ties=self.ties, top_n=0, seed=self.seed, primary_metric=metric)
 
     @property
     def select_key(self) -> str:
-        """The ``metrics.jsonl`` key of ``select_metric`` (e.g. ``eval/ndcg@10``)."""
-        return "eval/mrr" if self.select_metric == "mrr" else f"eval/{self.select_metric}@{self.k}"
+        """The ``metrics.jsonl`` key of the validation evaluator's primary metric (e.g. ``eval/ndcg@10``)."""
+        return f"eval/{self.retrieval.primary}"
 
     @model_validator(mode="after")
     def _selection_needs_evals(self) -> TrainEvalConfig:

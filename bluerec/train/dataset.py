@@ -27,19 +27,18 @@ import numpy as np
 from bluerec.profiler.prompts import (
     PromptConfig,
     build_messages,
-    clip,
     context_for,
     fit_to_budget,
     history_items_for,
 )
-from bluerec.rewards import build_mc_options
 from bluerec.rewards.embedding import hash_key, sample_negatives
+from bluerec.rewards.multiple_choice import mc_question
 from bluerec.train.config import RLDataConfig
 
 if TYPE_CHECKING:
     from datasets import Dataset
 
-    from bluerec.data.dataset import Example, ItemTable, PreparedDataset
+    from bluerec.data.dataset import Example, PreparedDataset
 
 _NEGATIVES_SALT = 1
 _OPTIONS_SALT = 2
@@ -74,47 +73,6 @@ def select_train_rows(
         pick = np.sort(rng.choice(len(rows), size=max_examples, replace=False))
         rows = [rows[i] for i in pick]
     return rows
-
-
-def option_text(items: ItemTable, row: int, field: str, max_chars: int) -> str:
-    """The text an item shows as a multiple-choice option (title, falling back to the full text)."""
-    text = items.titles[row] if field == "title" else items.texts[row]
-    if not text:
-        text = items.texts[row] or items.ids[row]
-    return clip(text, max_chars)
-
-
-def mc_distractors(
-    rng: np.random.Generator,
-    items: ItemTable,
-    target_row: int,
-    exclude: set[int],
-    n: int,
-    field: str,
-    max_chars: int,
-    weights: np.ndarray | None = None,
-) -> list[str]:
-    """``n`` distractor texts: items outside ``exclude`` whose option text differs from the target's and from each
-    other. Fewer only when the catalogue has no more distinct texts."""
-    target_text = option_text(items, target_row, field, max_chars)
-    seen = {target_text}
-    out: list[str] = []
-    budget = n
-    tried: set[int] = set(exclude) | {target_row}
-    while len(out) < n:
-        cand = sample_negatives(rng, len(items), max(2 * budget, 4), tried, weights)
-        if cand.size == 0:
-            break
-        for row in cand.tolist():
-            tried.add(row)
-            text = option_text(items, row, field, max_chars)
-            if text not in seen:
-                seen.add(text)
-                out.append(text)
-                if len(out) == n:
-                    break
-        budget = n - len(out)
-    return out
 
 
 def build_rl_dataset(
@@ -195,15 +153,11 @@ def build_rl_dataset(
             cols["negatives"].append([items.ids[i] for i in neg.tolist()])
         if mc_choices is not None:
             rng = row_generator(config.seed, ex.user_id, ex.item_id, _OPTIONS_SALT)
-            distractors = mc_distractors(rng, items, target_row, exclude, mc_choices - 1, config.mc_item_field,
-                                         config.mc_option_chars, pop_weights)
-            if len(distractors) < mc_choices - 1:
-                raise ValueError(
-                    f"only {len(distractors)} distinct distractor texts for user {ex.user_id!r} "
-                    f"(need {mc_choices - 1}); lower multiple_choice.num_choices"
-                )
-            target_text = option_text(items, target_row, config.mc_item_field, config.mc_option_chars)
-            options, answer = build_mc_options(target_text, distractors, rng)
+            try:
+                options, answer = mc_question(rng, items, target_row, exclude, mc_choices, config.mc_item_field,
+                                              config.mc_option_chars, pop_weights)
+            except ValueError as err:
+                raise ValueError(f"user {ex.user_id!r}: {err} (multiple_choice.num_choices)") from None
             cols["mc_options"].append(options)
             cols["mc_answer"].append(answer)
     return Dataset.from_dict(cols)

@@ -3,14 +3,16 @@
 The trainer's validation (:class:`~bluerec.train.trainer.ValidationEvaluator`) scores a fixed seeded sample of
 **validation** users every ``eval.every_steps``; :class:`BestCheckpoint` keeps the profiler of the best-scoring step
 as ``<output_dir>/best/`` — a plain ``save_pretrained`` folder (LoRA merged) beside ``final/``, written atomically,
-with ``best.json`` recording the step, the metric and its value.
+with ``best.json`` recording the step, the metric and its value. The metric is whatever key it is given: the trainer
+passes ``eval.select_key``, the validation evaluator's primary metric (``eval.select_metric`` when set).
 
 Example::
 
-    >>> best = BestCheckpoint(Path("runs/x"), "eval/ndcg@10", from_step=1)
-    >>> best.consider(model, tokenizer, step=10, row={"eval/ndcg@10": 0.031})   # saves runs/x/best
-    {'step': 10, 'metric': 'eval/ndcg@10', 'value': 0.031, 'path': 'best'}
-    >>> best.consider(model, tokenizer, step=20, row={"eval/ndcg@10": 0.029})   # worse: nothing saved
+    >>> key = TrainEvalConfig(select_metric="recall@10").select_key     # 'eval/recall@10'
+    >>> best = BestCheckpoint(Path("runs/x"), key, from_step=1)
+    >>> best.consider(model, tokenizer, step=10, row={key: 0.031})   # saves runs/x/best
+    {'step': 10, 'metric': 'eval/recall@10', 'value': 0.031, 'path': 'best'}
+    >>> best.consider(model, tokenizer, step=20, row={key: 0.029})   # worse: nothing saved
 """
 
 from __future__ import annotations

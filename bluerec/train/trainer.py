@@ -3,8 +3,8 @@
 :func:`train_blue` loads the starting profiler from a path or hub id (any causal LM, the same code path as
 ``load_profiler``), embeds the catalogue once with the frozen retriever, builds the enabled rewards as
 TRL reward functions, and trains. It validates every ``eval.every_steps`` steps (greedy profiles of a fixed sample of
-validation users, full-catalogue NDCG@10 with the history excluded), appends every log line to ``metrics.jsonl``,
-checkpoints through the HF Trainer, resumes from the newest checkpoint, and saves the final profiler (LoRA merged)
+validation users, scored by the registered retrieval evaluator: full catalogue, history excluded), appends every log
+line to ``metrics.jsonl``, checkpoints through the HF Trainer, resumes from the newest checkpoint, and saves the final profiler (LoRA merged)
 atomically.
 
 Launched on several processes (``accelerate launch --config_file configs/accelerate/<ddp_cpu|ddp_gpu|deepspeed_zero2|
@@ -33,8 +33,9 @@ process started training):
   (``infonce/degenerate_fraction``, ``infonce/profile_to_item_accuracy``, ``multiple_choice/accuracy``,
   ``length_penalty/length``), ``kl`` (only when ``grpo.beta > 0``), ``entropy``, ``completions/mean_length``,
   ``clip_ratio/*``, ``step_time``, ``epoch``.
-- ``kind: "eval"`` — ``eval/ndcg@<k>``, ``eval/recall@<k>``, ``eval/mrr``, ``eval/n_users``,
-  ``eval/degenerate_fraction``, ``eval/mean_words``, ``eval/seconds``.
+- ``kind: "eval"`` — every metric of the validation evaluator as ``eval/<name>`` (``eval/ndcg@<k>``,
+  ``eval/recall@<k>``, ``eval/mrr@<k>``, ``eval/mrr``), ``eval/n_users``, ``eval/degenerate_fraction``,
+  ``eval/mean_words``, ``eval/seconds``, and ``primary_metric`` (the key that ranks validations, e.g. ``eval/ndcg@10``).
 - ``kind: "summary"`` — the Trainer's closing line (``train_runtime``, ``train_steps_per_second``, ``train_loss``).
 - ``kind: "best"`` — ``eval.select_best``: a validation that beat every earlier one (step >= ``select_from_step``)
   and was saved as ``best/``: ``metric``, ``value``, ``path``. The last such row is the chosen checkpoint.
@@ -161,52 +162,48 @@ def select_eval_examples(dataset: PreparedDataset, num_users: int | None, seed: 
 
 
 class ValidationEvaluator:
-    """Greedy profiles for fixed validation users → query embeddings → full-catalogue rank of the target.
+    """Greedy profiles for fixed validation users → query embeddings → the registered retrieval evaluator.
 
-    The ranking excludes the user's full history (never the target) and uses
-    :func:`bluerec.eval.retrieval.full_ranks` + :mod:`bluerec.eval.metrics`, exactly as ``bluerec evaluate``.
+    The ranking is :class:`bluerec.eval.evaluator.RetrievalEvaluator`, built by the evaluation-task registry
+    (:func:`bluerec.eval.tasks.build_evaluator`, task ``eval.task``, default ``full``: the whole catalogue with the
+    user's full history excluded, never the target) — the same evaluator class ``bluerec evaluate`` builds. Every
+    metric it returns is logged as ``eval/<name>``; ``primary_metric`` (``eval/`` + the evaluator's) chooses checkpoints.
 
     Args:
-        prompts: one chat per example.
-        targets: item row of each example's target.
-        exclude: item rows of each example's full history.
+        prompts: one chat per validation user.
+        retrieval: the evaluator of those users (targets, exclusions, item matrix).
         encoder: the retriever (``encode_queries``).
-        item_emb: ``(n_items, d)`` item embeddings.
         tokenizer: the profiler's tokenizer.
-        user_ids, target_ids: for the saved profiles.
-        k, batch_size, max_new_tokens: metric cut-off and generation settings.
+        batch_size, max_new_tokens: generation settings.
         out_dir: where ``profiles-step<N>.jsonl`` go (``None`` = not saved).
     """
 
     def __init__(
         self,
         prompts: list[list[dict]],
-        targets: np.ndarray,
-        exclude: list[np.ndarray],
+        retrieval: Any,
         encoder: Any,
-        item_emb: np.ndarray,
         tokenizer: Any,
-        user_ids: Sequence[str],
-        target_ids: Sequence[str],
         *,
-        k: int = 10,
         batch_size: int = 32,
         max_new_tokens: int = 64,
         out_dir: Path | None = None,
     ) -> None:
+        if len(prompts) != len(retrieval.user_ids):
+            raise ValueError(f"{len(prompts)} prompts for {len(retrieval.user_ids)} validation users")
         self.prompts = prompts
-        self.targets = np.asarray(targets, dtype=np.int64)
-        self.exclude = exclude
+        self.retrieval = retrieval
         self.encoder = encoder
-        self.item_emb = item_emb
         self.tokenizer = tokenizer
-        self.user_ids = list(user_ids)
-        self.target_ids = list(target_ids)
-        self.k = k
         self.batch_size = batch_size
         self.max_new_tokens = max_new_tokens
         self.out_dir = out_dir
         self._profiler: Any = None
+
+    @property
+    def primary_metric(self) -> str:
+        """The ``metrics.jsonl`` key of the evaluator's primary metric (e.g. ``eval/ndcg@10``)."""
+        return f"eval/{self.retrieval.primary_metric}"
 
     def profiles(self, model: Any) -> list[str]:
         from bluerec.profiler.backends.hf import HFProfiler
@@ -218,29 +215,26 @@ class ValidationEvaluator:
         return [o[0] if o else "" for o in outs]
 
     def __call__(self, model: Any, step: int) -> dict[str, Any]:
-        from bluerec.eval.metrics import mrr, ndcg_at_k, recall_at_k
-        from bluerec.eval.retrieval import full_ranks
         from bluerec.rewards.text import is_degenerate
 
         start = time.perf_counter()
         texts = self.profiles(model)
         queries = np.asarray(self.encoder.encode_queries(texts), dtype=np.float32)
-        ranks = full_ranks(queries, self.item_emb, self.targets, self.exclude, top_n=0).ranks
-        k = self.k
-        row = {
-            f"eval/ndcg@{k}": float(ndcg_at_k(ranks, k).mean()),
-            f"eval/recall@{k}": float(recall_at_k(ranks, k).mean()),
-            "eval/mrr": float(mrr(ranks).mean()),
+        metrics = self.retrieval(queries)
+        result = self.retrieval.last_result
+        row: dict[str, Any] = {f"eval/{name}": float(value) for name, value in metrics.items()}
+        row.update({
             "eval/n_users": len(texts),
             "eval/degenerate_fraction": float(np.mean([is_degenerate(t) for t in texts])),
             "eval/mean_words": float(np.mean([len(t.split()) for t in texts])),
             "eval/seconds": round(time.perf_counter() - start, 3),
-        }
+            "primary_metric": self.primary_metric,  # which key ranks validations (the report reads it)
+        })
         if self.out_dir is not None:
             write_jsonl_atomic(
                 self.out_dir / f"profiles-step{step:06d}.jsonl",
-                ({"user_id": u, "target_item": t, "rank": int(r), "profile": p}
-                 for u, t, r, p in zip(self.user_ids, self.target_ids, ranks.tolist(), texts)),
+                ({"user_id": u, "target_item": t, "rank": r, "profile": p}
+                 for u, t, r, p in zip(result.user_ids, result.target_ids, result.ranks.tolist(), texts)),
             )
         return row
 
@@ -286,9 +280,9 @@ def _callbacks(
                 return
             row = evaluator(model, state.global_step)
             self.last_step = state.global_step
-            k = config.eval.k
-            log.info("step %d: eval/ndcg@%d = %.4f (recall@%d %.4f, %d users, %.1fs)", state.global_step, k,
-                     row[f"eval/ndcg@{k}"], k, row[f"eval/recall@{k}"], row["eval/n_users"], row["eval/seconds"])
+            key = evaluator.primary_metric
+            log.info("step %d: %s = %.4f (%d users, %.1fs)", state.global_step, key, row[key], row["eval/n_users"],
+                     row["eval/seconds"])
             state.log_history.append({**row, "step": state.global_step})
             if state.is_world_process_zero:  # every rank evaluates (keeps sharded models in step); one writes
                 evals.append(emit({"kind": "eval", "step": state.global_step, **row}))
@@ -631,22 +625,18 @@ def train_blue(
 
         evaluator = None
         if config.eval.every_steps > 0 or config.eval.at_start or config.eval.at_end:
+            from bluerec.eval.tasks import EvalSetup, build_evaluator
+
             examples = select_eval_examples(dataset, config.eval.num_users, config.eval.seed)
-            index = dataset.items.index
             prompts = [fit_to_budget(history_items_for(dataset, ex, field=config.prompt.item_field), config.prompt,
                                      count_tokens, context_for(dataset, ex, config.prompt, "valid"))
                        for ex in examples]
+            setup = EvalSetup(dataset, examples, "valid", seed=config.eval.seed, item_embeddings=item_emb)
             evaluator = ValidationEvaluator(
                 prompts,
-                np.asarray([index[ex.item_id] for ex in examples], dtype=np.int64),
-                [np.asarray([index[i] for i in dataset.full_history(ex) if i in index], dtype=np.int64)
-                 for ex in examples],
+                build_evaluator(config.eval.task, setup, config.eval.retrieval),
                 embedder,
-                item_emb,
                 tokenizer,
-                [ex.user_id for ex in examples],
-                [ex.item_id for ex in examples],
-                k=config.eval.k,
                 batch_size=config.eval.batch_size,
                 max_new_tokens=config.eval.max_new_tokens or config.grpo.max_completion_length,
                 out_dir=out / "eval" if config.eval.save_profiles and is_main else None,

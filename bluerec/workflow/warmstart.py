@@ -194,7 +194,7 @@ def _validation_ndcg(config: WarmStartRunConfig, candidates: dict[str, Path], ou
     sel = config.selection
     run = EvaluationRun(EvaluateConfig(dataset=config.dataset, methods=[], split="valid", max_users=sel.num_users,
                                        seed=sel.seed, embedder=config.embedder, cache_dir=config.item_cache_dir,
-                                       protocols=[EvalConfig(protocol="full")]),
+                                       protocols=[EvalConfig(protocol="full", ks=[sel.k])]),
                         say=lambda m: None)
     ds = PreparedDataset(config.dataset)
     users = [ex.user_id for ex in run.examples]
@@ -206,9 +206,10 @@ def _validation_ndcg(config: WarmStartRunConfig, candidates: dict[str, Path], ou
                                                 "lora_path": None, "batch_size": sel.batch_size}),
                               ds, "valid", path, config.prompt, sel.max_new_tokens, user_ids=users)
         metrics = run.evaluate_texts(target, load_profile_texts(path, run.examples))["full"]
-        scores[target] = {f"ndcg@{sel.k}": metrics.get(f"ndcg@{sel.k}"), f"recall@{sel.k}": metrics.get(f"recall@{sel.k}"),
-                          "n_users": len(users)}
-        say(f"  {target}: validation ndcg@{sel.k} = {scores[target][f'ndcg@{sel.k}']:.4f} ({len(users)} users)")
+        primary = run.evaluators["full"].primary_metric  # what decides: the evaluator's primary metric
+        scores[target] = {**{m: metrics.get(m) for m in dict.fromkeys([primary, f"recall@{sel.k}"])},
+                          "n_users": len(users), "primary_metric": primary}
+        say(f"  {target}: validation {primary} = {scores[target][primary]:.4f} ({len(users)} users)")
     return scores
 
 
@@ -264,9 +265,9 @@ def run_warmstart(config: WarmStartRunConfig, say: Say | None = None) -> dict[st
         if len(config.targets) > 1:
             say(f"choosing the target on {config.selection.num_users or 'all'} validation users")
             scores = _validation_ndcg(config, {t: out / "candidates" / t / "model" for t in config.targets}, out, say)
-            key = f"ndcg@{config.selection.k}"
             # Ties keep the earlier candidate in choose_target order.
-            chosen = max(config.targets, key=lambda t: (scores[t][key], -config.targets.index(t)))
+            chosen = max(config.targets, key=lambda t: (scores[t][scores[t]["primary_metric"]],
+                                                        -config.targets.index(t)))
         model = out / "model"
         previous = _read_summary(out)
         if not (model / "config.json").exists() or (previous or {}).get("chosen") != chosen:

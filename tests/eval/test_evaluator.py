@@ -146,15 +146,16 @@ def test_bad_queries(caplog: pytest.LogCaptureFixture) -> None:
     zero = queries.copy()
     zero[:2] = 0
     with caplog.at_level(logging.WARNING):
-        optimistic = ev(zero)
+        average = ev(zero)  # the default policy: ties averaged
     assert "2 of 60 queries are all-zero" in caplog.text
-    assert ev.last_result.ranks[:2].tolist() == [0, 0]  # a zero query ties everything: "first" by default
+    assert ev.last_result.rows()[0]["rank"] == 147.0  # a zero query ties everything: the middle of 295
+    optimistic_ev = RetrievalEvaluator(items, targets, history, EvalConfig(ties="optimistic"))
+    optimistic = optimistic_ev(zero)
+    assert optimistic_ev.last_result.ranks[:2].tolist() == [0, 0]  # "first" among its ties
     pessimistic = RetrievalEvaluator(items, targets, history, EvalConfig(ties="pessimistic"))
     pessimistic(zero)
     assert pessimistic.last_result.ranks[:2].tolist() == [294, 294]  # 300 items - 5 history - the target
-    average = RetrievalEvaluator(items, targets, history, EvalConfig(ties="average"))
-    assert average(zero)["mrr"] < optimistic["mrr"]
-    assert average.last_result.rows()[0]["rank"] == 147.0
+    assert average["mrr"] < optimistic["mrr"]
     # Without ties the policy changes nothing.
     assert RetrievalEvaluator(items, targets, history, EvalConfig(ties="pessimistic"))(queries) == ev(queries)
 
@@ -191,3 +192,33 @@ def test_print_summary_single_and_compare() -> None:
     print_summary({"base": {"ndcg@10": 0.1}, "blue": {"ndcg@10": 0.2, "mrr": float("nan")}}, console=console)
     text = console.export_text()
     assert "0.1235" in text and "blue" in text and "—" in text
+
+
+def test_popularity_ties_are_averaged_by_default() -> None:
+    """Popularity scores every item by its count: a target tied with hundreds of equally popular items must not
+    score as if it were ranked first among them (the old optimistic default did: NDCG@10 = 1 here)."""
+    rng = np.random.default_rng(0)
+    counts = np.full(1000, 50.0, dtype=np.float32)  # 900 items share the top count ...
+    counts[900:] = rng.integers(1, 50, size=100)  # ... 100 are less popular
+    items = np.log1p(counts)[:, None]
+    targets = rng.integers(0, 900, size=200)  # every target among the 900 tied items
+    queries = np.ones((200, 1), dtype=np.float32)
+    assert EvalConfig().ties == "average"
+    default = RetrievalEvaluator(items, targets)
+    metrics = default(queries)
+    np.testing.assert_allclose(default.last_result.ranks, 899 / 2)  # the middle of its 899 ties
+    assert metrics["ndcg@10"] == 0.0 and metrics["mrr"] == pytest.approx(1 / (899 / 2 + 1))
+    optimistic = RetrievalEvaluator(items, targets, config=EvalConfig(ties="optimistic"))(queries)
+    assert optimistic["ndcg@10"] == 1.0  # what the optimistic policy reports: every target "first"
+
+
+def test_primary_metric_comes_from_the_config() -> None:
+    items, targets, queries, history = _toy()
+    assert RetrievalEvaluator(items, targets, history).primary_metric == "ndcg@10"
+    assert RetrievalEvaluator(items, targets, history, EvalConfig(ks=[5, 20])).primary_metric == "ndcg@5"
+    ev = RetrievalEvaluator(items, targets, history, EvalConfig(primary_metric="recall@20"))
+    metrics = ev(queries)
+    assert ev.primary_metric == "recall@20" and ev.greater_is_better and ev.primary_metric in metrics
+    assert EvalConfig(primary_metric="mrr").primary == "mrr"
+    with pytest.raises(ConfigError, match="primary_metric"):
+        parse_config(EvalConfig, {"primary_metric": "ndcg@7"})  # not one of the computed cut-offs

@@ -52,7 +52,8 @@ def test_tie_policies() -> None:
     from bluerec.eval.metrics import tie_adjusted_ranks
 
     ranks, ties = np.array([0, 3, 5]), np.array([0, 4, 1])
-    np.testing.assert_array_equal(tie_adjusted_ranks(ranks, ties), [0, 3, 5])
+    np.testing.assert_array_equal(tie_adjusted_ranks(ranks, ties), [0, 5, 5.5])  # average by default
+    np.testing.assert_array_equal(tie_adjusted_ranks(ranks, ties, "optimistic"), [0, 3, 5])
     np.testing.assert_array_equal(tie_adjusted_ranks(ranks, ties, "pessimistic"), [0, 7, 6])
     np.testing.assert_array_equal(tie_adjusted_ranks(ranks, ties, "average"), [0, 5, 5.5])
     with pytest.raises(ValueError, match="allowed"):

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bluerec.eval.qa import (NextItemChoiceEvaluator, QAConfig, RatingEvaluator, choice_accuracy, choice_question,
+from bluerec.eval.qa import (NextItemChoiceEvaluator, QAConfig, RatingEvaluator, choice_accuracy,
                              parse_choice, parse_rating, rating_errors, rating_metrics, run_qa, worst_error)
 
 
@@ -107,30 +107,20 @@ def test_rating_evaluator_scores_parsed_answers_and_worst_value_for_the_rest():
 
 
 def test_choice_question_keeps_the_target_and_excludes_history():
+    """The QA question is the GRPO dataset's (one shared function in bluerec.rewards.multiple_choice)."""
     from bluerec.data.dataset import ItemTable
+    from bluerec.rewards.multiple_choice import mc_question
 
     items = ItemTable(ids=[f"i{k}" for k in range(30)], texts=[f"text {k}" for k in range(30)],
                       titles=[f"title {k}" for k in range(30)], popularity=np.ones(30, dtype=np.int64))
     rng = np.random.default_rng(0)
-    options, answer = choice_question(items, 3, {0, 1, 2, 4, 5}, 4, 100, rng)
+    options, answer = mc_question(rng, items, 3, {0, 1, 2, 4, 5}, 4, "title", 100)
     assert len(options) == 4 and options[answer] == "title 3" and len(set(options)) == 4
     assert not {"title 0", "title 1", "title 2", "title 4", "title 5"} & set(options)
-    again = choice_question(items, 3, {0, 1, 2, 4, 5}, 4, 100, np.random.default_rng(0))
+    again = mc_question(np.random.default_rng(0), items, 3, {0, 1, 2, 4, 5}, 4, "title", 100)
     assert again == (options, answer)
-
-
-@pytest.fixture(scope="module")
-def synth_prepared(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from bluerec.config import parse_config
-    from bluerec.data.config import PrepareConfig
-    from bluerec.data.prepare import prepare_dataset
-    from bluerec.data.synth import SynthConfig, write_synth
-
-    root = tmp_path_factory.mktemp("qa")
-    synth = write_synth(parse_config(SynthConfig, {"domain": "amazon", "n_users": 120, "n_items": 150,
-                                                   "n_interests": 8, "seed": 3}), root / "raw")
-    prepare_dataset(PrepareConfig(source=synth.source("amazon")), root / "data")
-    return root / "data"
+    with pytest.raises(ValueError, match="distinct distractor"):
+        mc_question(rng, items, 3, set(range(30)) - {3, 7}, 4)
 
 
 def test_run_qa_writes_a_summary_with_intervals(synth_prepared: Path, tmp_path: Path):

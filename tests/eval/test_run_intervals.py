@@ -43,6 +43,12 @@ def test_same_users_and_intervals(dataset: Path, tmp_path: Path, minilm: Embedde
     assert summary["n_users"] == 40 and summary["sample"]["n_split_users"] > 40
     users = {tuple(r.user_ids) for by_p in run.results.values() for r in by_p.values()}
     assert len(users) == 1  # every method, baselines included, on the same sampled users
+    from bluerec.eval.tasks import get_task  # the evaluators are the registered retrieval tasks
+
+    assert all(type(ev) is get_task(p).evaluator_class and ev.config.protocol == p for p, ev in run.evaluators.items())
+    assert summary["primary_metric"] == "ndcg@10" and summary["primary_metrics"] == {"full": "ndcg@10",
+                                                                                       "sampled": "ndcg@10"}
+    assert summary["methods"] == list(summary["results"]) and summary["profile_methods"] == []
     assert summary["references"] == ["last_item", "history_text", "template"]
     iv = summary["intervals"]
     assert set(iv) == {"popularity", "last_item", "history_text", "template"}

@@ -231,3 +231,38 @@ def test_odd_names_and_broken_inputs(tmp_path):
     (run / "results.json").write_text("{not json")
     html = write_report(run).read_text()
     assert "results.json could not be read" in html and 'id="reward-curves"' in html
+
+
+def test_metric_and_methods_come_from_the_run(tmp_path):
+    """Nothing is fixed to ndcg@10 or to the quick start's method names: the run's primary metric, its own compared
+    methods (in order) and labels, and the validation rows' primary metric drive the page."""
+    from bluerec.report.load import compared_methods, primary_metric
+
+    run = tmp_path / "other"
+    run.mkdir()
+    res = {
+        "split": "valid", "n_users": 3, "n_items": 30, "primary_metric": "recall@10",
+        "compare": ["zeroshot", "rlpf"], "method_labels": {"rlpf": "RLPF-trained"},
+        "results": {
+            "last_item": {"full": {"ndcg@10": 0.9, "recall@10": 0.30, "mrr": 0.2}},
+            "zeroshot": {"full": {"ndcg@10": 0.8, "recall@10": 0.20, "mrr": 0.1}},
+            "rlpf": {"full": {"ndcg@10": 0.7, "recall@10": 0.25, "mrr": 0.1}},
+        },
+    }
+    (run / "summary.json").write_text(json.dumps(res))
+    (run / "train").mkdir()
+    evals = [{"kind": "eval", "step": s, "eval/ndcg@10": 0.5, "eval/mrr": 0.1 * s, "primary_metric": "eval/mrr"}
+             for s in (0, 5, 10)]
+    (run / "train" / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in evals))
+    html = write_report(run).read_text(encoding="utf-8")
+    headline = re.search(r'<p class="headline">(.*?)</p>', html, re.S).group(1)
+    assert "Valid recall@10 (full)" in headline and "zeroshot <b>0.2000</b>" in headline
+    assert "RLPF-trained <b>0.2500</b>" in headline and "+25%" in headline
+    assert "warm" not in html.lower() and "NDCG@10" not in html
+    table = _element(html, "method-table")
+    assert re.findall(r'<tr class="highlight" data-method="([^"]+)"', table) == ["zeroshot", "rlpf"]
+    assert table.index("full recall@10") < table.index("full mrr")
+    assert "Validation mrr" in _element(html, "validation-ndcg")
+    # older files without the names: the first metric of the results, and the example users' methods
+    assert primary_metric({"results": {"a": {"full": {"mrr@5": 1.0, "ndcg@5": 0.5}}}}) == "mrr@5"
+    assert compared_methods({"examples": [{"methods": {"x": {}, "y": {}}}]}) == ["x", "y"]

@@ -32,6 +32,7 @@ def test_reward_rises_and_parameters_change(make_config, qwen2_dir, bow, target_
     assert [r["step"] for r in evals] == [0, 15, 30]
     for r in evals:
         assert 0.0 <= r["eval/ndcg@10"] <= 1.0 and r["eval/n_users"] == 4
+        assert r["primary_metric"] == config.eval.select_key == "eval/ndcg@10"  # the evaluator's primary metric
     assert (result.output_dir / "eval" / "profiles-step000030.jsonl").exists()
     assert [r["kind"] for r in metrics].count("summary") == 1
 

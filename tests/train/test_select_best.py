@@ -64,8 +64,15 @@ def test_selection_keeps_the_best_and_resume_rules(tmp_path, qwen2_dir):
 
 
 def test_select_key_and_validation():
-    assert TrainEvalConfig(k=5).select_key == "eval/ndcg@5"
+    assert TrainEvalConfig(k=5).select_key == "eval/ndcg@5"  # the evaluator's own primary metric
     assert TrainEvalConfig(select_metric="mrr").select_key == "eval/mrr"
+    assert TrainEvalConfig(select_metric="recall").select_key == "eval/recall@10"  # a bare name is at k
+    wide = TrainEvalConfig(select_metric="recall@20")
+    assert wide.select_key == "eval/recall@20" and wide.retrieval.ks == [10, 20]
+    assert wide.retrieval.primary == "recall@20" and wide.retrieval.ties == "average"
+    assert TrainEvalConfig().retrieval.protocol == "full"
+    with pytest.raises(ValueError, match="unknown metric"):
+        TrainEvalConfig(select_metric="auc")
     with pytest.raises(ValueError, match="select_best needs validations"):
         TrainEvalConfig(select_best=True, every_steps=0, at_end=False)
 
