@@ -247,7 +247,7 @@ def run_quickstart(config: QuickstartConfig, out: Path, say: Say) -> dict[str, A
         first = ev.protocols[0]
         metrics = run.evaluate_texts(name, load_profile_texts(ev.profiles[name], run.examples))[first.protocol]
         indented(f"{name}: {len(users)} profiles in {time.perf_counter() - t:.0f}s, "
-                 f"{first.protocol} {first.primary_metric} {metrics[first.primary_metric]:.4f}")
+                 f"{first.protocol} {first.primary} {metrics[first.primary]:.4f}")
 
     say("5/8 zero-shot profiles: the pretrained profiler as it is")
     frozen = start.model_copy(update={"lora": LoraSettings()})

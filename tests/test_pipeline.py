@@ -40,7 +40,7 @@ def test_quickstart_runs_every_stage(tmp_path: Path):
         assert all(0.0 <= m["ndcg@10"] <= 1.0 for m in by_protocol.values())
     saved = json.loads((tmp_path / "results.json").read_text())
     assert len(saved["examples"]) == 3
-    assert saved["compare"] == ["warmstart", "blue"] and saved["primary_metric"] == "ndcg@10"  # what the report reads
+    assert saved["compare"] == ["zero_shot", "warmstart", "blue"] and saved["primary_metric"] == "ndcg@10"  # what the report reads
     for user in saved["examples"]:
         assert set(user["methods"]) == {"zero_shot", "warmstart", "blue"}
         assert len(user["methods"]["blue"]["top5"]) == 5
