@@ -38,6 +38,18 @@ def test_quickstart_yaml_matches_the_builtin_defaults():
     assert load_config(QuickstartConfig, CONFIGS / "quickstart.yaml") == QuickstartConfig()
 
 
+def test_quickstart_grpo_config_trains_what_the_quick_start_trains():
+    """configs/train/quickstart.yaml reruns the quick start's GRPO: same prompt (the warm start saw it), rewards,
+    profile length and group size."""
+    from bluerec.train.config import BlueTrainConfig
+
+    again, quick = load_config(BlueTrainConfig, CONFIGS / "train" / "quickstart.yaml"), QuickstartConfig()
+    assert again.prompt == quick.prompt and again.rewards == quick.rewards
+    assert (again.grpo.max_completion_length, again.grpo.num_generations, again.grpo.batch_size) == (
+        quick.grpo.max_completion_length, quick.grpo.num_generations, quick.grpo.batch_size)
+    assert again.profiler.lora == quick.profiler.lora
+
+
 def test_config_error_names_key_value_and_allowed_values(tmp_path: Path):
     bad = tmp_path / "q.yaml"
     bad.write_text("warmstart:\n  target: everything\n")
