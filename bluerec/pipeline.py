@@ -91,7 +91,8 @@ class QuickstartConfig(StrictModel):
     prompt: PromptConfig = Field(default_factory=_compact_prompt)
     eval_users: int | None = Field(120, ge=1)
     eval_seed: int = 0
-    references: list[str] = Field(default_factory=lambda: ["zero_shot", "last_item", "template", "history_text"])
+    references: list[str] = Field(default_factory=lambda: ["zero_shot", "warmstart", "last_item", "template",
+                                                                  "history_text"])
     warmstart: WarmStartConfig = Field(default_factory=lambda: WarmStartConfig(
         target="recent_items", max_examples=480, max_steps=30, batch_size=8, learning_rate=2e-4,
         max_prompt_tokens=160, max_target_tokens=40, logging_steps=5))
