@@ -1,0 +1,181 @@
+"""RLAIF-style reward: a judge LM grades the profile against the user's history with a short rubric.
+
+RLAIF (Lee et al. 2023, "RLAIF vs. RLHF: Scaling Reinforcement Learning from Human Feedback with AI Feedback",
+arXiv 2309.00267) replaces human preference labels with an LLM's judgement; the RLPF paper uses it as a baseline for
+user summaries. Here the judge (the frozen reader by default) reads the history and the profile and answers a
+1-5 rubric question; the reward is the *expected* score under the judge's probabilities of the next token being
+``1``..``5`` (a soft score, as in "direct RLAIF", instead of one sampled digit), rescaled to ``[0, 1]``.
+"""
+
+from __future__ import annotations
+
+import math
+import string
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+from pydantic import Field, field_validator
+
+from bluerec.config import StrictModel
+from bluerec.rewards.multiple_choice import option_probabilities
+from bluerec.rewards.protocols import OptionScorer
+from bluerec.rewards.registry import RewardSpec, RowInfo
+from bluerec.rewards.text import completion_texts, is_degenerate
+
+DEFAULT_RUBRIC = (
+    "A shopper bought these products, oldest first:\n{history}\n\n"
+    "Someone wrote this profile of the shopper:\n{profile}\n\n"
+    "Rate the profile from 1 to 5. 5: accurate, specific, and it would help recommend the next product. "
+    "3: partly accurate or vague. 1: wrong or unrelated to the products.\n"
+    "Rating (1-5):"
+)
+DIGITS = ("1", "2", "3", "4", "5")
+
+
+class RLAIFRewardConfig(StrictModel):
+    """Configuration of :class:`RLAIFReward`.
+
+    Parameters:
+        rubric_template: the judge's prompt; must contain ``{history}`` and ``{profile}``. Plain text, scored as a
+            continuation by the judge (no chat template). Default: a 1-5 rubric on accuracy, specificity and use
+            for recommendation.
+        digit_prefix: put before each digit when it is scored (a space after ``"Rating (1-5):"``). Default ``" "``.
+        max_history_items: the newest items of the history shown to the judge. Default ``20``.
+        max_item_chars: every history item's title is cut to this many characters. Default ``60``.
+        floor: reward of an empty or degenerate profile. Default ``0.0`` (the score of a certain "1").
+    """
+
+    rubric_template: str = DEFAULT_RUBRIC
+    digit_prefix: str = " "
+    max_history_items: int = Field(20, ge=1)
+    max_item_chars: int = Field(60, ge=8)
+    floor: float = 0.0
+
+    @field_validator("rubric_template")
+    @classmethod
+    def _template_fields(cls, value: str) -> str:
+        names = {f for _, f, _, _ in string.Formatter().parse(value) if f is not None}
+        if names != {"history", "profile"}:
+            raise ValueError(f"rubric_template must contain {{history}} and {{profile}} and no other field, "
+                             f"got {sorted(names)}")
+        return value
+
+
+def expected_rubric_score(digit_scores: np.ndarray) -> np.ndarray:
+    """``(n, 5)`` judge scores (log-probabilities) of the digits 1..5 → the expected rating rescaled to ``[0, 1]``
+    (``(E[rating] - 1) / 4``), with the probabilities renormalised over the five digits.
+
+    Example:
+    ```python
+    >>> expected_rubric_score(np.log([[0.0, 0.0, 0.0, 0.0, 1.0], [0.2, 0.2, 0.2, 0.2, 0.2]])).round(3).tolist()
+    [1.0, 0.5]
+    ```
+    """
+    scores = np.asarray(digit_scores, dtype=np.float64)
+    if scores.ndim != 2 or scores.shape[1] != len(DIGITS):
+        raise ValueError(f"digit_scores must be (n, {len(DIGITS)}), got {scores.shape}")
+    probs = option_probabilities(scores)
+    return (probs @ np.arange(1.0, len(DIGITS) + 1.0) - 1.0) / (len(DIGITS) - 1.0)
+
+
+class RLAIFReward:
+    """A judge LM's expected 1-5 rubric score of the profile against the history, in ``[0, 1]``.
+
+    Args:
+        judge: an :class:`~bluerec.rewards.protocols.OptionScorer` that scores the five digits as continuations of
+            the rubric prompt (an :class:`~bluerec.rewards.multiple_choice.HFOptionScorer` over the frozen reader).
+        config: an :class:`RLAIFRewardConfig`.
+
+    Inputs (keyword columns, one per completion): ``completions`` and ``history_text`` (the history as the judge
+    reads it, written by this reward's registry entry).
+
+    Example:
+    ```python
+    >>> class Judge:  # rates a profile 5 when it names a bought product, else 1
+    ...     def score(self, contexts, options):
+    ...         good = ["tea" in c.split("profile of the shopper:")[1] for c in contexts]
+    ...         return np.log([[1e-9] * 4 + [1.0] if g else [1.0] + [1e-9] * 4 for g in good])
+    >>> reward = RLAIFReward(Judge())
+    >>> [round(r, 3) for r in reward(completions=["likes tea", "likes hats"], history_text=["1. tea", "1. tea"])]
+    [1.0, 0.0]
+    ```
+    """
+
+    __name__ = "rlaif"
+
+    def __init__(self, judge: OptionScorer, config: RLAIFRewardConfig | None = None) -> None:
+        if not isinstance(judge, OptionScorer):
+            raise TypeError(f"judge must have score(contexts, options) -> np.ndarray, got {type(judge).__name__}")
+        self.judge = judge
+        self.config = config or RLAIFRewardConfig()
+        self.last_components: dict[str, float] = {}
+
+    def prompt(self, profile: str, history: str) -> str:
+        """The judge's prompt for one profile."""
+        return self.config.rubric_template.format(history=history.strip(), profile=profile.strip())
+
+    def __call__(
+        self,
+        completions: Sequence[Any],
+        history_text: Sequence[str] | None = None,
+        log_metric: Callable[[str, float], None] | None = None,
+        **columns: Any,
+    ) -> list[float]:
+        n = len(completions)
+        if history_text is None:
+            raise ValueError(f"{self.__name__} needs the 'history_text' column; got {sorted(columns)}")
+        if len(history_text) != n:
+            raise ValueError(f"history_text has {len(history_text)} entries for {n} completions")
+        cfg = self.config
+        texts = completion_texts(completions)
+        valid = np.array([not is_degenerate(t) for t in texts], dtype=bool)
+        rewards = np.full(n, cfg.floor, dtype=np.float64)
+        rows = np.flatnonzero(valid)
+        if rows.size:
+            options = [[cfg.digit_prefix + d for d in DIGITS]] * rows.size
+            scores = np.asarray(self.judge.score([self.prompt(texts[i], str(history_text[i])) for i in rows],
+                                                 options), dtype=np.float64)
+            if scores.shape != (rows.size, len(DIGITS)):
+                raise ValueError(f"judge returned shape {scores.shape}; expected ({rows.size}, {len(DIGITS)})")
+            finite = np.isfinite(scores).any(axis=1)
+            got = np.full(rows.size, cfg.floor)
+            if finite.any():
+                got[finite] = expected_rubric_score(scores[finite])
+            rewards[rows] = got
+        self.last_components = {
+            "reward": float(rewards.mean()) if n else math.nan,
+            "expected_rating": float(1.0 + 4.0 * rewards[valid].mean()) if valid.any() else math.nan,
+            "degenerate_fraction": float((~valid).mean()) if n else 0.0,
+        }
+        if log_metric is not None:
+            for name in ("expected_rating", "degenerate_fraction"):
+                log_metric(f"{self.__name__}/{name}", self.last_components[name])
+        return rewards.tolist()
+
+
+def history_text_column(config: RLAIFRewardConfig) -> Callable[[RowInfo], str]:
+    """The ``history_text`` column: the newest ``max_history_items`` history titles as a numbered list."""
+
+    def column(row: RowInfo) -> str:
+        items = row.dataset.items
+        index = items.index
+        lines = []
+        for item_id in row.history[-config.max_history_items:]:
+            r = index.get(item_id)
+            text = (items.titles[r] or items.texts[r]) if r is not None else item_id
+            lines.append(" ".join(str(text).split())[: config.max_item_chars])
+        return "\n".join(f"{i + 1}. {t}" for i, t in enumerate(lines))
+
+    return column
+
+
+REWARD = RewardSpec(
+    name="rlaif",
+    config=RLAIFRewardConfig,
+    build=lambda cfg, ctx: RLAIFReward(ctx.option_scorer("rlaif", length_normalise=False), cfg),
+    columns=("history_text",),
+    add_columns=lambda cfg: {"history_text": history_text_column(cfg)},
+    needs_reader=True,
+    description="RLAIF-style: a judge LM's expected 1-5 rubric score of the profile against the history",
+)
