@@ -68,7 +68,7 @@ def expected_rubric_score(digit_scores: np.ndarray) -> np.ndarray:
 
     Example:
     ```python
-    >>> expected_rubric_score(np.log([[0.0, 0.0, 0.0, 0.0, 1.0], [0.2, 0.2, 0.2, 0.2, 0.2]])).round(3).tolist()
+    >>> expected_rubric_score(np.log([[1e-9, 1e-9, 1e-9, 1e-9, 1.0], [0.2, 0.2, 0.2, 0.2, 0.2]])).round(3).tolist()
     [1.0, 0.5]
     ```
     """

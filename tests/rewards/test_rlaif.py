@@ -1,0 +1,87 @@
+"""RLAIF-style reward: a judge's expected 1-5 rubric score of the profile against the history, on a fake judge."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bluerec.rewards.registry import RowInfo, get_reward
+from bluerec.rewards.rlaif import DIGITS, RLAIFReward, RLAIFRewardConfig, expected_rubric_score, history_text_column
+
+
+class FakeJudge:
+    """Puts probability on digit 5 for every history title the profile repeats, else on digit 1."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[list[str], list[list[str]]]] = []
+
+    def score(self, contexts, options):
+        self.calls.append((list(contexts), [list(o) for o in options]))
+        rows = []
+        for c in contexts:
+            history, profile = c.split("Someone wrote this profile of the shopper:\n")
+            titles = [line.split(". ", 1)[1] for line in history.splitlines() if ". " in line]
+            share = np.mean([t in profile for t in titles]) if titles else 0.0
+            probs = np.array([1 - share, 0, 0, 0, share]) + 1e-12
+            rows.append(np.log(probs))
+        return np.asarray(rows)
+
+
+def test_expected_score_rescaled_to_unit_interval():
+    with np.errstate(divide="ignore"):  # log 0 = -inf: a digit the judge never says
+        certain = np.log([[1, 0, 0, 0, 0], [0, 0, 1, 0, 0], [0, 0, 0, 0, 1]])
+        split = np.log([[0.01, 0.0, 0.0, 0.0, 0.01]])
+    assert expected_rubric_score(certain) == pytest.approx([0.0, 0.5, 1.0])
+    # probabilities are renormalised over the five digits: only their ratios matter
+    assert expected_rubric_score(split) == pytest.approx([0.5])
+    with pytest.raises(ValueError, match=r"\(n, 5\)"):
+        expected_rubric_score(np.zeros((1, 4)))
+
+
+def test_reward_follows_the_judge_and_shows_it_history_and_profile():
+    judge = FakeJudge()
+    reward = RLAIFReward(judge)
+    history = "1. green tea\n2. blue mug"
+    out = reward(completions=["likes green tea and a blue mug", "likes green tea", "likes wool hats"],
+                 history_text=[history] * 3)
+    assert out == pytest.approx([1.0, 0.5, 0.0], abs=1e-6)
+    contexts, options = judge.calls[0]
+    assert options == [[" 1", " 2", " 3", " 4", " 5"]] * 3 and len(DIGITS) == 5
+    assert history in contexts[0] and "likes green tea and a blue mug" in contexts[0]
+    assert contexts[0].endswith("Rating (1-5):")
+    assert reward.last_components["expected_rating"] == pytest.approx(3.0, abs=1e-5)
+
+
+def test_degenerate_profiles_get_the_floor_without_asking_the_judge():
+    judge = FakeJudge()
+    reward = RLAIFReward(judge, RLAIFRewardConfig(floor=-0.5))
+    out = reward(completions=["", "ok ok ok", "likes green tea"], history_text=["1. green tea"] * 3)
+    assert out == pytest.approx([-0.5, -0.5, 1.0], abs=1e-6)
+    assert len(judge.calls[0][0]) == 1
+
+
+def test_bad_inputs_fail_clearly():
+    with pytest.raises(ValueError, match="history_text"):
+        RLAIFReward(FakeJudge())(completions=["a b"])
+    with pytest.raises(ValueError, match="history.*profile"):
+        RLAIFRewardConfig(rubric_template="{profile} only")
+
+    class Wrong:
+        def score(self, contexts, options):
+            return np.zeros((len(contexts), 3))
+
+    with pytest.raises(ValueError, match="expected"):
+        RLAIFReward(Wrong())(completions=["a b"], history_text=["1. x"])
+
+
+def test_history_text_column_lists_the_newest_titles(word_dataset_small):
+    from bluerec.data.dataset import PreparedDataset
+
+    ds = PreparedDataset(word_dataset_small)
+    spec = get_reward("rlaif")
+    assert spec.needs_reader and spec.columns == ("history_text",)
+    ex = next(e for e in ds.split("train") if e.user_id == "u0" and e.seq == 1)
+    row = RowInfo(ds, ex, ds.items.index[ex.item_id], ["i0", "i3", "missing"])
+    assert history_text_column(RLAIFRewardConfig())(row) == "1. green tea\n2. red shoe\n3. missing"
+    newest = spec.add_columns(RLAIFRewardConfig(max_history_items=1, max_item_chars=8))["history_text"]
+    assert newest(RowInfo(ds, ex, 1, ["i0", "i3"])) == "1. red shoe"
