@@ -81,7 +81,7 @@ class ReaderConfig(StrictModel):
 class RewardWeights(StrictModel):
     """Weight of each reward in the GRPO sum (``GRPOConfig.reward_weights``): ``{<reward name>: weight}``.
 
-    A reward not listed weighs its registry default (``1.0`` for every built-in). ``infonce`` multiplies both
+    A reward not listed weighs its registry default (``1.0`` for every built-in), filled in at validation. ``infonce`` multiplies both
     InfoNCE directions (their relative weights are ``infonce.weight_profile_to_item`` /
     ``infonce.weight_item_to_profile``). Names are checked against :mod:`bluerec.rewards.registry`.
 
@@ -109,6 +109,8 @@ class RewardWeights(StrictModel):
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
                 raise ValueError(f"rewards.weights.{name} must be a finite number >= 0, got {value!r}")
             out[name] = float(value)
+        for name in known:  # explicit defaults: equal configs compare equal however they were written
+            out.setdefault(name, get_reward(name).default_weight)
         return out
 
     def get(self, name: str) -> float:
