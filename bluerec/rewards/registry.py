@@ -9,7 +9,7 @@ An entry (:class:`RewardSpec`) says everything the trainer and the config need t
 - ``add_columns(config)``: columns it writes itself, one value per dataset row (:class:`RowInfo` → value);
 - ``dataset_options(config)``: keyword arguments for :func:`bluerec.train.dataset.build_rl_dataset` (the built-in
   ``negatives`` / ``mc_options`` column families);
-- ``needs_reader``: whether the frozen reader LM is loaded for it.
+- ``needs_reader``: whether the frozen reader LM is loaded for it (a bool, or a function of its config).
 
 Built-in rewards are listed in :data:`BUILTIN` as ``name -> "module:ENTRY"`` and imported only when first asked for;
 code outside the package calls :func:`register_reward`. The order of the registry is the fixed order in which the
@@ -77,6 +77,8 @@ class RewardContext:
         reader: the frozen reader LM as ``(model, tokenizer, base_only)`` (``None`` unless an enabled reward has
             ``needs_reader``); ``base_only``: a PEFT model read with its adapters disabled.
         reader_batch_size, reader_max_length: the reader's batch size and input limit (``reader`` settings).
+        load_model: loads another frozen causal LM by name (a known model, hub id or folder) as ``(model,
+            tokenizer)`` on the training device, e.g. a judge of its own; ``None`` where nothing can be loaded.
     """
 
     encoder: Any
@@ -85,16 +87,27 @@ class RewardContext:
     reader: tuple[Any, ...] | None = None
     reader_batch_size: int = 16
     reader_max_length: int = 1024
+    load_model: Callable[[str], tuple[Any, Any]] | None = None
+    _models: dict[str, tuple[Any, Any]] = field(default_factory=dict, repr=False)
 
-    def option_scorer(self, name: str, length_normalise: bool = True) -> Any:
-        """An :class:`~bluerec.rewards.multiple_choice.HFOptionScorer` over the frozen reader, for reward ``name``."""
+    def option_scorer(self, name: str, length_normalise: bool = True, model: str | None = None) -> Any:
+        """An :class:`~bluerec.rewards.multiple_choice.HFOptionScorer` for reward ``name`` over the frozen reader, or
+        over ``model`` (loaded once per run through ``load_model``) when given."""
         from bluerec.rewards.multiple_choice import HFOptionScorer
 
+        kwargs = {"batch_size": self.reader_batch_size, "max_length": self.reader_max_length,
+                  "length_normalise": length_normalise}
+        if model is not None:
+            if self.load_model is None:
+                raise ValueError(f"the {name!r} reward asks for model {model!r} but this context cannot load models")
+            if model not in self._models:
+                self._models[model] = self.load_model(model)
+            lm, tokenizer = self._models[model]
+            return HFOptionScorer(lm, tokenizer, **kwargs)
         if self.reader is None:
             raise ValueError(f"the {name!r} reward needs a reader model (set reader.model)")
-        model, tokenizer, *rest = self.reader
-        return HFOptionScorer(model, tokenizer, batch_size=self.reader_batch_size, max_length=self.reader_max_length,
-                              length_normalise=length_normalise, base_only=bool(rest and rest[0]))
+        lm, tokenizer, *rest = self.reader
+        return HFOptionScorer(lm, tokenizer, base_only=bool(rest and rest[0]), **kwargs)
 
 
 @dataclass(frozen=True)
@@ -119,7 +132,7 @@ class RewardSpec:
     columns: tuple[str, ...] = ()
     add_columns: Callable[[Any], Mapping[str, RowColumn]] | None = None
     dataset_options: Callable[[Any], Mapping[str, Any]] | None = None
-    needs_reader: bool = False
+    needs_reader: bool | Callable[[Any], bool] = False
     description: str = ""
     default_weight: float = 1.0
 
@@ -135,6 +148,10 @@ class RewardSpec:
             return self.config.model_validate(value)
         except ValidationError as err:
             raise ValueError(f"rewards.{self.name}: {_short_errors(err, self.config)}") from None
+
+    def reads_with_reader(self, config: Any) -> bool:
+        """Whether the run's frozen reader must be loaded for this reward with these settings."""
+        return bool(self.needs_reader(config) if callable(self.needs_reader) else self.needs_reader)
 
     def functions(self, config: Any, context: RewardContext, weight: float) -> list[tuple[RewardFunc, float]]:
         """The built reward functions with their final GRPO weights."""

@@ -44,6 +44,9 @@ class RLAIFRewardConfig(StrictModel):
         max_history_items: the newest items of the history shown to the judge. Default ``20``.
         max_item_chars: every history item's title is cut to this many characters. Default ``60``.
         floor: reward of an empty or degenerate profile. Default ``0.0`` (the score of a certain "1").
+        judge: the judge model: ``None`` = the run's frozen reader (``reader.model``; with ``same_as_profiler`` and
+            LoRA the profiler's own frozen base, no second model); else a known model name, hub id or folder,
+            loaded frozen once for the run. Default ``None``.
     """
 
     rubric_template: str = DEFAULT_RUBRIC
@@ -51,6 +54,7 @@ class RLAIFRewardConfig(StrictModel):
     max_history_items: int = Field(20, ge=1)
     max_item_chars: int = Field(60, ge=8)
     floor: float = 0.0
+    judge: str | None = None
 
     @field_validator("rubric_template")
     @classmethod
@@ -173,9 +177,9 @@ def history_text_column(config: RLAIFRewardConfig) -> Callable[[RowInfo], str]:
 REWARD = RewardSpec(
     name="rlaif",
     config=RLAIFRewardConfig,
-    build=lambda cfg, ctx: RLAIFReward(ctx.option_scorer("rlaif", length_normalise=False), cfg),
+    build=lambda cfg, ctx: RLAIFReward(ctx.option_scorer("rlaif", length_normalise=False, model=cfg.judge), cfg),
     columns=("history_text",),
     add_columns=lambda cfg: {"history_text": history_text_column(cfg)},
-    needs_reader=True,
+    needs_reader=lambda cfg: cfg.judge is None,
     description="RLAIF-style: a judge LM's expected 1-5 rubric score of the profile against the history",
 )

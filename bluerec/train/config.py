@@ -440,7 +440,7 @@ class BlueTrainConfig(StrictModel):
 
     @model_validator(mode="after")
     def _reader_when_needed(self) -> BlueTrainConfig:
-        needing = [n for n in self.rewards.enabled if get_reward(n).needs_reader]
+        needing = [n for n in self.rewards.enabled if get_reward(n).reads_with_reader(self.rewards.settings(n))]
         if needing and not self.reader.model:
             raise ValueError(
                 f"rewards.enabled has {needing} (they read with the frozen reader) but reader.model is not set "
@@ -463,4 +463,4 @@ class BlueTrainConfig(StrictModel):
 
     def needs_reader(self) -> bool:
         """Whether an enabled reward reads with the frozen reader LM."""
-        return any(get_reward(name).needs_reader for name in self.rewards.enabled)
+        return any(get_reward(name).reads_with_reader(self.rewards.settings(name)) for name in self.rewards.enabled)

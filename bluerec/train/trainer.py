@@ -391,6 +391,7 @@ def build_reward_funcs(
     reader: tuple[Any, Any] | tuple[Any, Any, bool] | None = None,
     extra_rewards: Sequence[Callable[..., list[float]]] = (),
     extra_weights: Sequence[float] | None = None,
+    load_model: Callable[[str], tuple[Any, Any]] | None = None,
 ) -> tuple[list[Any], list[float]]:
     """The enabled rewards as TRL reward functions, and their ``reward_weights`` (same order).
 
@@ -399,14 +400,16 @@ def build_reward_funcs(
     ``infonce_profile_to_item`` and ``infonce_item_to_profile``, weighted ``weights.infonce × weight_<direction>``; a
     direction with weight 0 is still computed and logged). ``extra_rewards`` (plain ``f(completions, **columns) ->
     list[float]`` callables, as TRL takes them) follow with ``extra_weights`` (default 1.0 each). ``reader`` is
-    ``(model, tokenizer)`` or :func:`load_reader`'s ``(model, tokenizer, base_only)``.
+    ``(model, tokenizer)`` or :func:`load_reader`'s ``(model, tokenizer, base_only)``; ``load_model(name)`` loads
+    another frozen model a reward asks for (:func:`load_frozen_model`).
     """
     from bluerec.rewards.registry import RewardContext, get_reward, reward_func_name
 
     rc = config.rewards
     context = RewardContext(encoder=encoder, item_emb=item_emb, dataset=dataset,
                             reader=tuple(reader) if reader is not None else None,
-                            reader_batch_size=config.reader.batch_size, reader_max_length=config.reader.max_length)
+                            reader_batch_size=config.reader.batch_size, reader_max_length=config.reader.max_length,
+                            load_model=load_model)
     funcs: list[Any] = []
     weights: list[float] = []
     for name in config.reward_names():
@@ -486,13 +489,26 @@ def load_reader(config: BlueTrainConfig, profiler: Any) -> tuple[Any, Any, bool]
         if rc.shares_profiler:
             log.info("reader same_as_profiler without LoRA: loading a frozen copy of the starting profiler")
     else:
-        source = config.profiler.model_copy(update={
-            "backend": "hf", "model": str(rc.model), "model_init_kwargs": {}, "lora_path": None,
-            "lora": LoraSettings(), "dtype": rc.dtype})
+        return (*load_frozen_model(config, profiler, str(rc.model)), False)
     reader = load_profiler(source, device=str(profiler.device))
     reader.model.requires_grad_(False)
     reader.model.eval()
     return reader.model, reader.tokenizer, False
+
+
+def load_frozen_model(config: BlueTrainConfig, profiler: Any, model: str) -> tuple[Any, Any]:
+    """A frozen causal LM of its own (a known name, hub id or folder; ``reader.dtype``) on the profiler's device, as
+    ``(model, tokenizer)``: the reader, or a model a reward asks for (``RewardContext.load_model``, e.g. a judge)."""
+    from bluerec.profiler.config import LoraSettings
+    from bluerec.profiler.loader import load_profiler
+
+    source = config.profiler.model_copy(update={
+        "backend": "hf", "model": model, "model_init_kwargs": {}, "lora_path": None,
+        "lora": LoraSettings(), "dtype": config.reader.dtype})
+    loaded = load_profiler(source, device=str(profiler.device))
+    loaded.model.requires_grad_(False)
+    loaded.model.eval()
+    return loaded.model, loaded.tokenizer
 
 
 def grpo_args(config: BlueTrainConfig, device: torch.device, reward_weights: list[float]) -> Any:
@@ -669,7 +685,9 @@ def train_blue(
         reader = load_reader(config, profiler)
         reward_funcs, reward_weights = build_reward_funcs(config, encoder=embedder, item_emb=item_emb,
                                                           dataset=dataset, reader=reader, extra_rewards=extra_rewards,
-                                                          extra_weights=extra_reward_weights)
+                                                          extra_weights=extra_reward_weights,
+                                                          load_model=lambda name: load_frozen_model(config, profiler,
+                                                                                                    name))
         train_ds = build_rl_dataset(dataset, config.data, config.prompt, max_examples=config.max_train_examples,
                                     count_tokens=count_tokens, render=prompt_renderer(tokenizer),
                                     **reward_dataset_options(config))

@@ -85,7 +85,7 @@ def test_unknown_names_and_settings_name_the_reward_and_the_allowed_ones():
         ({"weights": {"bm25": 1.0}}, r"rewards.weights has unknown reward 'bm25'"),
         ({"weights": {"rlpf": -1}}, r"rewards.weights.rlpf must be a finite number >= 0"),
         ({"langptune": {"metric": "map"}}, r"rewards.langptune: setting 'metric'"),
-        ({"rlaif": {"judge": "x"}}, r"rewards.rlaif: unknown setting 'judge'; allowed settings: \["),
+        ({"rlaif": {"judges": "x"}}, r"rewards.rlaif: unknown setting 'judges'; allowed settings: \["),
     ]
     for rewards, pattern in cases:
         with pytest.raises(ConfigError, match=pattern):

@@ -85,3 +85,28 @@ def test_history_text_column_lists_the_newest_titles(word_dataset_small):
     assert history_text_column(RLAIFRewardConfig())(row) == "1. green tea\n2. red shoe\n3. missing"
     newest = spec.add_columns(RLAIFRewardConfig(max_history_items=1, max_item_chars=8))["history_text"]
     assert newest(RowInfo(ds, ex, 1, ["i0", "i3"])) == "1. red shoe"
+
+
+def test_a_judge_of_its_own_is_loaded_once_through_the_context(word_dataset_small):
+    from types import SimpleNamespace
+
+    from bluerec.data.dataset import PreparedDataset
+    from bluerec.rewards.registry import RewardContext
+
+    loads = []
+    tokenizer = SimpleNamespace(pad_token_id=0, bos_token_id=1, eos_token_id=2)
+
+    def load_model(name):
+        loads.append(name)
+        return object(), tokenizer
+
+    spec = get_reward("rlaif")
+    ctx = RewardContext(encoder=None, item_emb=np.zeros((1, 1)), dataset=PreparedDataset(word_dataset_small),
+                        reader=None, load_model=load_model)
+    own = RLAIFRewardConfig(judge="some/judge-model")
+    assert not spec.reads_with_reader(own) and spec.reads_with_reader(RLAIFRewardConfig())
+    first, second = spec.build(own, ctx), spec.build(own, ctx)
+    assert loads == ["some/judge-model"]  # loaded once per run
+    assert first.judge.model is second.judge.model and first.judge.length_normalise is False
+    with pytest.raises(ValueError, match="'rlaif' reward needs a reader"):
+        spec.build(RLAIFRewardConfig(), ctx)  # the default judge is the reader

@@ -55,3 +55,23 @@ def test_train_blue_takes_extra_reward_callables_with_weights(make_config, bow):
     assert "rewards/mentions_tea/mean" in row
     assert row["reward"] == pytest.approx(row["rewards/langptune/mean"] + 2.0 * row["rewards/mentions_tea/mean"],
                                           abs=1e-5)
+
+
+def test_rlaif_with_a_judge_of_its_own_loads_it_instead_of_the_reader(make_config, bow, qwen2_dir, monkeypatch):
+    from transformers import AutoModelForCausalLM
+
+    loads: list[str] = []
+    original = AutoModelForCausalLM.from_pretrained.__func__
+
+    def counted(cls, *args, **kwargs):
+        loads.append(str(args[0]) if args else "")
+        return original(cls, *args, **kwargs)
+
+    monkeypatch.setattr(AutoModelForCausalLM, "from_pretrained", classmethod(counted))
+    config = make_config(rewards__enabled=["rlaif"], rewards__rlaif={"judge": str(qwen2_dir)}, reader__model=None,
+                         grpo__max_steps=1)
+    assert not config.needs_reader()  # no reader: the judge is a model of its own
+    result = train_blue(config, embedder=bow)
+    assert len(loads) == 2  # the profiler and the judge, nothing else
+    row = next(r for r in read_jsonl(result.metrics_path) if r["kind"] == "train")
+    assert 0.0 <= row["rewards/rlaif/mean"] <= 1.0
