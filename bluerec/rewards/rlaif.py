@@ -9,12 +9,14 @@ user summaries. Here the judge (the frozen reader by default) reads the history 
 
 from __future__ import annotations
 
+import contextlib
 import math
 import string
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
+import torch
 from pydantic import Field, field_validator
 
 from bluerec.config import StrictModel
@@ -158,6 +160,92 @@ class RLAIFReward:
         return rewards.tolist()
 
 
+class SingleTokenOptionScorer:
+    """An :class:`~bluerec.rewards.protocols.OptionScorer` for options that differ in their last token only (the
+    rubric digits, e.g. ``" 1"`` … ``" 5"``, which many tokenizers split into a shared space token and the digit):
+    one forward pass per context instead of one per (context, option), the same numbers as the wrapped scorer.
+
+    With options ``prefix + t_c`` (a shared token prefix, one distinct last token each), ``log p(option | context)
+    = log p(prefix | context) + log p(t_c | context + prefix)``: each context is scored once with the prefix appended
+    (left-padded batches, position ids from the attention mask, only the last positions' logits kept). Other options
+    (several distinct tokens, or different options per context) go to the wrapped
+    :class:`~bluerec.rewards.multiple_choice.HFOptionScorer` unchanged.
+
+    Example:
+    ```python
+    >>> judge = SingleTokenOptionScorer(HFOptionScorer(model, tokenizer, length_normalise=False))
+    >>> judge.score(["Rating (1-5):"], [[" 1", " 2", " 3", " 4", " 5"]]).shape
+    (1, 5)
+    ```
+    """
+
+    def __init__(self, scorer: Any) -> None:
+        self.inner = scorer
+        self.length_normalise = scorer.length_normalise
+
+    def split_options(self, options: list[list[str]]) -> tuple[list[int], list[int]] | None:
+        """``(shared prefix ids, last token id per option)``, or ``None`` when the fast path does not apply."""
+        if self.length_normalise or not options or any(list(o) != list(options[0]) for o in options):
+            return None
+        ids = [list(self.inner.tokenizer(o, add_special_tokens=False)["input_ids"]) for o in options[0]]
+        if not ids or not ids[0] or any(len(i) != len(ids[0]) for i in ids):
+            return None
+        prefix = ids[0][:-1]
+        last = [i[-1] for i in ids]
+        if any(i[:-1] != prefix for i in ids) or len(set(last)) != len(last):
+            return None
+        return prefix, last
+
+    def score(self, contexts: list[str], options: list[list[str]]) -> np.ndarray:
+        if len(contexts) != len(options):
+            raise ValueError(f"{len(contexts)} contexts but {len(options)} option lists")
+        split = self.split_options(options)
+        if split is None:
+            return self.inner.score(contexts, options)
+        prefix, last = split
+        inner = self.inner
+        keep = len(prefix) + 1  # positions whose logits predict the prefix tokens and the last token
+        seqs = []
+        for ids in inner.tokenizer(list(contexts), add_special_tokens=False)["input_ids"]:
+            ctx = list(ids) or [inner.start_id]
+            seqs.append(ctx[-(inner.max_length - keep):] + prefix)  # cut from the left, as HFOptionScorer
+        out = np.zeros((len(contexts), len(last)), dtype=np.float64)
+        model = inner.model
+        device = next(model.parameters()).device
+        was_training = model.training
+        model.eval()
+        base = model.disable_adapter() if inner.base_only else contextlib.nullcontext()
+        order = sorted(range(len(seqs)), key=lambda i: len(seqs[i]), reverse=True)
+        last_t = torch.tensor(last, device=device)
+        prefix_t = torch.tensor(prefix, dtype=torch.long, device=device)
+        try:
+            with torch.no_grad(), base:
+                for start in range(0, len(order), inner.batch_size):
+                    idx = order[start: start + inner.batch_size]
+                    width = max(len(seqs[i]) for i in idx)
+                    input_ids = torch.full((len(idx), width), inner.pad_id, dtype=torch.long)
+                    attention = torch.zeros((len(idx), width), dtype=torch.long)
+                    for r, i in enumerate(idx):  # left padding: every sequence ends at the last position
+                        input_ids[r, width - len(seqs[i]):] = torch.tensor(seqs[i], dtype=torch.long)
+                        attention[r, width - len(seqs[i]):] = 1
+                    positions = (attention.cumsum(-1) - 1).clamp(min=0)
+                    inputs = {"input_ids": input_ids.to(device), "attention_mask": attention.to(device),
+                              "position_ids": positions.to(device)}
+                    try:
+                        logits = model(**inputs, logits_to_keep=keep).logits
+                    except TypeError:  # a model without logits_to_keep
+                        logits = model(**inputs).logits
+                    logp = torch.log_softmax(logits[:, -keep:].float(), dim=-1)  # (b, keep, vocab)
+                    score = logp[:, -1, last_t].double()
+                    if prefix:
+                        score = score + logp[:, :-1].gather(2, prefix_t.expand(len(idx), -1)[..., None])[..., 0] \
+                            .double().sum(1, keepdim=True)
+                    out[idx] = score.cpu().numpy()
+        finally:
+            model.train(was_training)
+        return out
+
+
 def history_text_column(config: RLAIFRewardConfig) -> Callable[[RowInfo], str]:
     """The ``history_text`` column: the newest ``max_history_items`` history titles as a numbered list."""
 
@@ -177,7 +265,8 @@ def history_text_column(config: RLAIFRewardConfig) -> Callable[[RowInfo], str]:
 REWARD = RewardSpec(
     name="rlaif",
     config=RLAIFRewardConfig,
-    build=lambda cfg, ctx: RLAIFReward(ctx.option_scorer("rlaif", length_normalise=False, model=cfg.judge), cfg),
+    build=lambda cfg, ctx: RLAIFReward(
+        SingleTokenOptionScorer(ctx.option_scorer("rlaif", length_normalise=False, model=cfg.judge)), cfg),
     columns=("history_text",),
     add_columns=lambda cfg: {"history_text": history_text_column(cfg)},
     needs_reader=lambda cfg: cfg.judge is None,

@@ -107,6 +107,62 @@ def test_a_judge_of_its_own_is_loaded_once_through_the_context(word_dataset_smal
     assert not spec.reads_with_reader(own) and spec.reads_with_reader(RLAIFRewardConfig())
     first, second = spec.build(own, ctx), spec.build(own, ctx)
     assert loads == ["some/judge-model"]  # loaded once per run
-    assert first.judge.model is second.judge.model and first.judge.length_normalise is False
+    assert first.judge.inner.model is second.judge.inner.model and first.judge.length_normalise is False
     with pytest.raises(ValueError, match="'rlaif' reward needs a reader"):
         spec.build(RLAIFRewardConfig(), ctx)  # the default judge is the reader
+
+
+@pytest.fixture(scope="module")
+def digit_lm():
+    """A tiny random Qwen2 with a word-level vocabulary in which every digit is one token."""
+    import torch
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
+
+    words = ["a shopper bought green tea blue mug rating profile likes hats 1 2 3 4 5 12 ."] * 3
+    tok = Tokenizer(models.WordLevel(unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    tok.train_from_iterator(words, trainers.WordLevelTrainer(special_tokens=["[UNK]", "[PAD]", "[EOS]"]))
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]", eos_token="[EOS]")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = Qwen2ForCausalLM(Qwen2Config(
+            vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+            num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128,
+            pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id))
+        with torch.no_grad():  # far from uniform log-probs
+            for p in model.parameters():
+                p.mul_(8.0)
+    return model, tokenizer
+
+
+def test_single_token_scorer_gives_the_per_option_scorer_numbers_in_one_pass(digit_lm):
+    from bluerec.rewards.multiple_choice import HFOptionScorer
+    from bluerec.rewards.rlaif import SingleTokenOptionScorer
+
+    model, tokenizer = digit_lm
+    contexts = ["a shopper bought green tea rating", "likes hats . profile blue mug blue mug rating", "rating", ""]
+    digits = [[" 1", " 2", " 3", " 4", " 5"]] * len(contexts)
+    for batch_size in (1, 3):
+        slow = HFOptionScorer(model, tokenizer, batch_size=batch_size, length_normalise=False)
+        fast = SingleTokenOptionScorer(slow)
+        expected = slow.score(contexts, digits)
+        forward_passes = []
+        hook = model.register_forward_hook(lambda *args: forward_passes.append(1))
+        try:
+            got = fast.score(contexts, digits)
+        finally:
+            hook.remove()
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+        assert len(forward_passes) == -(-len(contexts) // batch_size)  # one pass per batch of contexts
+        assert np.ptp(got, axis=1).min() > 0.1  # the digits really differ
+    slow = HFOptionScorer(model, tokenizer, length_normalise=False)
+    # a shared prefix before the distinct last token (" 1" is "Ġ" + "1" in GPT-2-style tokenizers) is scored too
+    prefixed = [["rating 1", "rating 2", "rating 3"]] * len(contexts)
+    fast = SingleTokenOptionScorer(slow)
+    assert fast.split_options(prefixed) is not None
+    np.testing.assert_allclose(fast.score(contexts, prefixed), slow.score(contexts, prefixed), rtol=1e-5, atol=1e-5)
+    # options that differ in more than their last token (or per context) go to the per-option scorer
+    for multi in ([[" 1 2", " 3 4"]] * 2, [[" 1", " 2"], [" 3", " 4"]], [[" 1", " 1"]] * 2):
+        assert fast.split_options(multi) is None
+        np.testing.assert_allclose(fast.score(contexts[:2], multi), slow.score(contexts[:2], multi), rtol=1e-6)
