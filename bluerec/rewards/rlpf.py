@@ -141,7 +141,7 @@ class RLPFReward:
                                 dtype=np.float64)
             if scores.shape != (rows.size, 1):
                 raise ValueError(f"scorer returned shape {scores.shape}; expected ({rows.size}, 1)")
-            ll[rows] = scores[:, 0]
+            ll[rows] = np.where(np.isfinite(scores[:, 0]), scores[:, 0], np.nan)  # logged over finite ones
             got = next_item_rewards(scores[:, 0], cfg.score)
             rewards[rows] = np.where(np.isnan(got), cfg.floor_value, got)
         self.last_components = {

@@ -166,3 +166,13 @@ def test_single_token_scorer_gives_the_per_option_scorer_numbers_in_one_pass(dig
     for multi in ([[" 1 2", " 3 4"]] * 2, [[" 1", " 2"], [" 3", " 4"]], [[" 1", " 1"]] * 2):
         assert fast.split_options(multi) is None
         np.testing.assert_allclose(fast.score(contexts[:2], multi), slow.score(contexts[:2], multi), rtol=1e-6)
+
+
+def test_non_finite_judge_scores_stay_finite():
+    class Broken:
+        def score(self, contexts, options):
+            return np.array([[np.nan] * 5, [-np.inf] * 5, [np.nan, 0.0, -np.inf, np.nan, np.nan]])
+
+    out = RLAIFReward(Broken(), RLAIFRewardConfig(floor=-0.25))(completions=["a b", "c d", "e f"],
+                                                                  history_text=["1. x"] * 3)
+    assert out == pytest.approx([-0.25, -0.25, 0.25])  # all-missing rows get the floor; else the finite digits

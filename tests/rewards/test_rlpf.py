@@ -85,3 +85,15 @@ def test_registry_entry_writes_the_target_text_column_and_needs_the_reader(word_
     ctx = RewardContext(encoder=None, item_emb=np.zeros((1, 1)), dataset=ds, reader=None)
     with pytest.raises(ValueError, match="'rlpf' reward needs a reader"):
         spec.build(RLPFRewardConfig(), ctx)
+
+
+def test_non_finite_reader_scores_fall_back_to_the_floor():
+    class Broken:
+        length_normalise = True
+
+        def score(self, contexts, options):
+            return np.array([[np.nan], [-np.inf], [np.inf], [-1.0]][: len(contexts)])
+
+    out = RLPFReward(Broken())(completions=["a b", "c d", "e f", "g h"], target_text=["x"] * 4)
+    assert out == pytest.approx([0.0, 0.0, 0.0, math.exp(-1.0)])
+    assert all(math.isfinite(v) for v in out)
