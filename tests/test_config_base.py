@@ -76,3 +76,22 @@ def test_ablation_files_differ_from_the_base_only_where_they_say():
     for cfg in (emb, text, one_way):  # everything else is inherited
         assert cfg.grpo == both.grpo and cfg.prompt == both.prompt and cfg.profiler == both.profiler
         assert cfg.eval == both.eval and cfg.eval.select_best
+
+
+def test_baseline_files_change_only_the_rewards_and_the_run_folder():
+    both = load_config(BlueTrainConfig, CONFIGS / "train" / "beauty_smollm2.yaml")
+    expected = {"rlpf": ["rlpf", "length_penalty"], "langptune": ["langptune", "length_penalty"],
+                "rlaif": ["rlaif", "length_penalty"]}
+    for name, enabled in expected.items():
+        cfg = load_config(BlueTrainConfig, CONFIGS / "train" / f"beauty_smollm2_{name}.yaml")
+        assert cfg.rewards.enabled == enabled and cfg.reward_names() == enabled
+        assert str(cfg.output_dir) == f"runs/beauty-smollm2/{name}"
+        assert cfg.rewards.weights.get("length_penalty") == both.rewards.weights.get("length_penalty")
+        assert cfg.rewards.length_penalty == both.rewards.length_penalty
+        assert cfg.grpo == both.grpo and cfg.prompt == both.prompt and cfg.profiler == both.profiler
+        assert cfg.eval == both.eval and cfg.reader == both.reader and cfg.embedder == both.embedder
+    lang = load_config(BlueTrainConfig, CONFIGS / "train" / "beauty_smollm2_langptune.yaml")
+    assert (lang.rewards.langptune.metric, lang.rewards.langptune.ties) == ("mrr", "average")
+    assert not lang.needs_reader()
+    rlaif = load_config(BlueTrainConfig, CONFIGS / "train" / "beauty_smollm2_rlaif.yaml")
+    assert rlaif.needs_reader() and rlaif.rewards.rlaif.max_history_items == both.prompt.max_history_items

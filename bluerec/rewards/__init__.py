@@ -9,6 +9,12 @@ batch's summary in ``last_components``.
   component views ``infonce_profile_to_item`` / ``infonce_item_to_profile``).
 - :class:`MultipleChoiceReward` — a frozen reader LM's probability of the true next item among ``C`` options.
 - :class:`LengthPenalty` — non-positive length / repetition / non-text penalty.
+- The paper's profile-optimisation baselines: :class:`RLPFReward` (the reader's likelihood of the true next item's
+  title), :class:`LangPTuneReward` (NDCG@k / MRR of the next item over the catalogue), :class:`RLAIFReward` (a judge
+  LM's expected rubric score of the profile against the history).
+
+Each reward is one entry of :mod:`bluerec.rewards.registry` (:class:`RewardSpec`: typed config, how it is built from
+the training context, the dataset columns it needs), which is all ``bluerec train`` and its config know of it.
 """
 
 from bluerec.rewards.embedding import (
@@ -33,7 +39,11 @@ from bluerec.rewards.multiple_choice import (
     build_mc_options,
     option_probabilities,
 )
+from bluerec.rewards.langptune import LangPTuneReward, LangPTuneRewardConfig
 from bluerec.rewards.protocols import OptionScorer, TextEncoder
+from bluerec.rewards.registry import RewardContext, RewardSpec, RowInfo, get_reward, register_reward, reward_names
+from bluerec.rewards.rlaif import RLAIFReward, RLAIFRewardConfig, SingleTokenOptionScorer
+from bluerec.rewards.rlpf import RLPFReward, RLPFRewardConfig
 from bluerec.rewards.text import completion_text, completion_texts, is_degenerate
 
 __all__ = [
@@ -42,16 +52,27 @@ __all__ = [
     "InfoNCEComponentReward",
     "InfoNCEReward",
     "InfoNCERewardConfig",
+    "LangPTuneReward",
+    "LangPTuneRewardConfig",
     "LengthPenalty",
     "LengthPenaltyConfig",
     "MultipleChoiceReward",
     "MultipleChoiceRewardConfig",
     "OptionScorer",
     "ProfileEmbeddingCache",
+    "RLAIFReward",
+    "RLAIFRewardConfig",
+    "RLPFReward",
+    "RLPFRewardConfig",
+    "RewardContext",
+    "RewardSpec",
+    "RowInfo",
+    "SingleTokenOptionScorer",
     "TextEncoder",
     "build_mc_options",
     "completion_text",
     "completion_texts",
+    "get_reward",
     "hard_negative_indices",
     "info_nce_log_prob",
     "is_degenerate",
@@ -60,5 +81,7 @@ __all__ = [
     "masked_log_softmax",
     "option_probabilities",
     "profile_to_item_log_probs",
+    "register_reward",
+    "reward_names",
     "sample_negatives",
 ]

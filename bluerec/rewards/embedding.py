@@ -684,3 +684,28 @@ def _summary(b: InfoNCEBreakdown) -> dict[str, float]:
         "degenerate_fraction": float(b.degenerate.mean()) if b.reward.size else 0.0,
         "profile_to_item_accuracy": float(b.correct[valid].mean()) if valid.any() else 0.0,
     }
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Registry entry (bluerec.rewards.registry)
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def _build(config: InfoNCERewardConfig, ctx: Any) -> list[tuple[InfoNCEComponentReward, float]]:
+    reward = InfoNCEReward(ctx.encoder, ctx.item_emb, ctx.dataset.items.index, config,
+                           popularity=np.asarray(ctx.dataset.items.popularity, dtype=np.float64))
+    return list(zip(reward.components(), reward.component_weights()))
+
+
+def _registry_entry() -> Any:
+    from bluerec.rewards.registry import RewardSpec
+
+    return RewardSpec(
+        name="infonce", config=InfoNCERewardConfig, build=_build,
+        columns=("target_item", "user_id", "history_items"),
+        dataset_options=lambda cfg: {"num_negatives": cfg.num_negatives},
+        description="bidirectional InfoNCE of the profile embedding against the next item (two components)",
+    )
+
+
+REWARD = _registry_entry()

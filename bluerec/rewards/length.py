@@ -147,3 +147,13 @@ class LengthPenalty:
         if log_metric is not None:
             log_metric(f"{self.__name__}/length", self.last_components["length"])
         return penalty.tolist()
+
+
+def _registry_entry() -> Any:
+    from bluerec.rewards.registry import RewardSpec
+
+    return RewardSpec(name="length_penalty", config=LengthPenaltyConfig, build=lambda cfg, ctx: LengthPenalty(cfg),
+                      description="non-positive length / repetition / non-text penalty")
+
+
+REWARD = _registry_entry()  # registry entry (bluerec.rewards.registry)

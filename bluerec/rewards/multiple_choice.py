@@ -214,6 +214,24 @@ class MultipleChoiceReward:
         return rewards.tolist()
 
 
+def _build_multiple_choice(config: MultipleChoiceRewardConfig, ctx: Any) -> MultipleChoiceReward:
+    return MultipleChoiceReward(ctx.option_scorer("multiple_choice", config.length_normalise), config)
+
+
+def _registry_entry() -> Any:
+    from bluerec.rewards.registry import RewardSpec
+
+    return RewardSpec(
+        name="multiple_choice", config=MultipleChoiceRewardConfig, build=_build_multiple_choice,
+        columns=("mc_options", "mc_answer"), dataset_options=lambda cfg: {"mc_choices": cfg.num_choices},
+        needs_reader=True,
+        description="the frozen reader's probability of the true next item among C options",
+    )
+
+
+REWARD = _registry_entry()  # registry entry (bluerec.rewards.registry); built lazily, HFOptionScorer is below
+
+
 class HFOptionScorer:
     """:class:`~bluerec.rewards.protocols.OptionScorer` for any Hugging Face causal LM.
 

@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from bluerec.config import StrictModel
 from bluerec.embed import EmbedderConfig
 from bluerec.eval.metrics import DEFAULT_TIES, TiePolicy
 from bluerec.profiler.config import LoraSettings, ProfilerConfig
 from bluerec.profiler.prompts import PromptConfig
-from bluerec.rewards import InfoNCERewardConfig, LengthPenaltyConfig, MultipleChoiceRewardConfig
+from bluerec.rewards.registry import get_reward, reward_names
 
-RewardName = Literal["infonce", "multiple_choice", "length_penalty"]
 _LEGACY_PROFILER_KEYS = ("dtype", "device", "trust_remote_code", "lora")
 _METRIC = re.compile(r"^(mrr|ndcg|recall|(ndcg|recall|mrr)@[1-9][0-9]*)$")
 
@@ -82,48 +82,126 @@ class ReaderConfig(StrictModel):
 
 
 class RewardWeights(StrictModel):
-    """Weight of each reward component in the GRPO sum (``GRPOConfig.reward_weights``).
+    """Weight of each reward in the GRPO sum (``GRPOConfig.reward_weights``): ``{<reward name>: weight}``.
 
-    ``infonce`` multiplies both InfoNCE directions (their relative weights are
-    ``infonce.weight_profile_to_item`` / ``infonce.weight_item_to_profile``).
+    A reward not listed weighs its registry default (``1.0`` for every built-in), filled in at validation. ``infonce`` multiplies both
+    InfoNCE directions (their relative weights are ``infonce.weight_profile_to_item`` /
+    ``infonce.weight_item_to_profile``). Names are checked against :mod:`bluerec.rewards.registry`.
+
+    Example:
+    ```python
+    >>> RewardWeights(infonce=1.0, length_penalty=0.5).get("length_penalty"), RewardWeights().get("rlpf")
+    (0.5, 1.0)
+    ```
     """
 
-    infonce: float = Field(1.0, ge=0)
-    multiple_choice: float = Field(1.0, ge=0)
-    length_penalty: float = Field(1.0, ge=0)
+    model_config = ConfigDict(extra="allow", validate_assignment=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_weights(cls, data: Any) -> Any:
+        if isinstance(data, RewardWeights):
+            data = data.model_dump()
+        if not isinstance(data, dict):
+            raise ValueError(f"rewards.weights must be a mapping of reward name to weight, got {data!r}")
+        known = reward_names()
+        out = {}
+        for name, value in data.items():
+            if name not in known:
+                raise ValueError(f"rewards.weights has unknown reward {name!r}; allowed values: {known}")
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+                raise ValueError(f"rewards.weights.{name} must be a finite number >= 0, got {value!r}")
+            out[name] = float(value)
+        for name in known:  # explicit defaults: equal configs compare equal however they were written
+            out.setdefault(name, get_reward(name).default_weight)
+        return out
+
+    def get(self, name: str) -> float:
+        """The weight of reward ``name`` (its registry default when not set)."""
+        value = (self.__pydantic_extra__ or {}).get(name)
+        return float(value) if value is not None else get_reward(name).default_weight
 
 
 class RewardsConfig(StrictModel):
     """Which rewards are on, their settings and weights.
 
+    YAML shape: ``rewards: {enabled: [...], weights: {<name>: w}, <name>: {<settings>}}``, where every ``<name>``
+    is a reward of :mod:`bluerec.rewards.registry` and its settings are that reward's typed config (every
+    registered reward has its defaults, so ``rewards.<name>`` is always readable).
+
     Parameters:
-        enabled: the reward components passed to GRPO, any of ``infonce`` (embedding space; logged as its two
-            directions ``infonce_profile_to_item`` and ``infonce_item_to_profile``), ``multiple_choice`` (text space:
-            the frozen reader picks the next item) and ``length_penalty``. Default ``[infonce, length_penalty]``.
+        enabled: the rewards passed to GRPO (run in registry order). Built in: ``infonce`` (embedding space; logged
+            as its two directions ``infonce_profile_to_item`` and ``infonce_item_to_profile``), ``multiple_choice``
+            (text space: the frozen reader picks the next item), ``rlpf`` (the reader's likelihood of the next
+            item's title, RLPF-style), ``langptune`` (NDCG@k / MRR of the next item over the catalogue,
+            LangPTune-style), ``rlaif`` (a judge LM's rubric score of the profile against the history, RLAIF-style)
+            and ``length_penalty``. Default ``[infonce, length_penalty]``.
         weights: :class:`RewardWeights`.
-        infonce, multiple_choice, length_penalty: the reward configs of :mod:`bluerec.rewards`.
+        <name>: the settings of reward ``<name>`` (e.g. ``infonce``: :class:`~bluerec.rewards.InfoNCERewardConfig`).
 
-    Ablations are config changes:
+    Ablations and baselines are config changes:
 
-    | ablation                  | setting                                                                 |
+    | run                       | setting                                                                 |
     |---------------------------|-------------------------------------------------------------------------|
     | embedding only            | ``enabled: [infonce, length_penalty]``                                  |
     | text only                 | ``enabled: [multiple_choice, length_penalty]`` (+ ``reader.model``)     |
     | both                      | ``enabled: [infonce, multiple_choice, length_penalty]``                 |
     | one-directional InfoNCE   | ``infonce: {weight_item_to_profile: 0}`` (still logged, not optimised)  |
+    | RLPF-style baseline       | ``enabled: [rlpf, length_penalty]``                                     |
+    | LangPTune-style baseline  | ``enabled: [langptune, length_penalty]``                                |
+    | RLAIF-style baseline      | ``enabled: [rlaif, length_penalty]``                                    |
     """
 
-    enabled: list[RewardName] = Field(default_factory=lambda: ["infonce", "length_penalty"], min_length=1)
-    weights: RewardWeights = Field(default_factory=RewardWeights)
-    infonce: InfoNCERewardConfig = Field(default_factory=InfoNCERewardConfig)
-    multiple_choice: MultipleChoiceRewardConfig = Field(default_factory=MultipleChoiceRewardConfig)
-    length_penalty: LengthPenaltyConfig = Field(default_factory=LengthPenaltyConfig)
+    model_config = ConfigDict(extra="allow", validate_assignment=True)
 
-    @model_validator(mode="after")
-    def _unique(self) -> RewardsConfig:
-        if len(set(self.enabled)) != len(self.enabled):
-            raise ValueError(f"enabled lists a reward twice: {self.enabled}")
-        return self
+    enabled: list[str] = Field(default_factory=lambda: ["infonce", "length_penalty"], min_length=1)
+    weights: RewardWeights = Field(default_factory=RewardWeights)
+
+    @field_validator("enabled")
+    @classmethod
+    def _known_enabled(cls, value: list[str]) -> list[str]:
+        known = reward_names()
+        for name in value:
+            if name not in known:
+                raise ValueError(f"unknown reward {name!r} in rewards.enabled; allowed values: {known}")
+        if len(set(value)) != len(value):
+            raise ValueError(f"enabled lists a reward twice: {value}")
+        return value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _reward_settings(cls, data: Any) -> Any:
+        """Every other key is a registered reward's settings, validated by its own config class; rewards not
+        given get their defaults."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        known = reward_names()
+        for key in list(data):
+            if key in ("enabled", "weights"):
+                continue
+            if key not in known:
+                raise ValueError(f"unknown reward {key!r} under rewards; allowed keys: "
+                                 f"{['enabled', 'weights', *known]}")
+            data[key] = get_reward(key).config_from(data[key])
+        for name in known:
+            if name not in data:
+                data[name] = get_reward(name).config()
+        return data
+
+    def settings(self, name: str) -> Any:
+        """The typed settings of reward ``name``."""
+        extra = self.__pydantic_extra__ or {}
+        if name not in extra:
+            get_reward(name)  # an unknown name: a clear error
+            extra[name] = get_reward(name).config()  # registered after this config was built
+        return extra[name]
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in type(self).model_fields or name.startswith("_"):
+            super().__setattr__(name, value)
+        else:  # rewards.<name> = settings: validated by the reward's own config class
+            (self.__pydantic_extra__ or {})[name] = get_reward(name).config_from(value)
 
 
 class GRPOSettings(StrictModel):
@@ -395,10 +473,12 @@ class BlueTrainConfig(StrictModel):
 
     @model_validator(mode="after")
     def _reader_when_needed(self) -> BlueTrainConfig:
-        if "multiple_choice" in self.rewards.enabled and not self.reader.model:
+        needing = [n for n in self.rewards.enabled if get_reward(n).reads_with_reader(self.rewards.settings(n))]
+        if needing and not self.reader.model:
             raise ValueError(
-                "rewards.enabled has 'multiple_choice' but reader.model is not set (same_as_profiler, a known "
-                "model name, an HF id, a local folder, or 'profiler' for a frozen copy of the starting profiler)"
+                f"rewards.enabled has {needing} (they read with the frozen reader) but reader.model is not set "
+                "(same_as_profiler, a known model name, an HF id, a local folder, or 'profiler' for a frozen copy of "
+                "the starting profiler)"
             )
         if self.profiler.backend == "openai":
             raise ValueError("profiler.backend 'openai' cannot be trained: use hf or micro")
@@ -410,6 +490,10 @@ class BlueTrainConfig(StrictModel):
         return self.profiler.lora
 
     def reward_names(self) -> list[str]:
-        """The enabled components in a fixed order (``infonce``, ``multiple_choice``, ``length_penalty``)."""
-        order = ("infonce", "multiple_choice", "length_penalty")
-        return [name for name in order if name in self.rewards.enabled]
+        """The enabled rewards in the registry's fixed order (``infonce``, ``multiple_choice``, ``rlpf``,
+        ``langptune``, ``rlaif``, ``length_penalty``, then rewards registered later)."""
+        return [name for name in reward_names() if name in self.rewards.enabled]
+
+    def needs_reader(self) -> bool:
+        """Whether an enabled reward reads with the frozen reader LM."""
+        return any(get_reward(name).reads_with_reader(self.rewards.settings(name)) for name in self.rewards.enabled)

@@ -11,6 +11,7 @@ Columns (TRL passes every column but ``prompt`` to the reward functions as keywo
 | `negatives`     | list[str]             | ``negatives="fixed"``        | K seeded negatives outside history and target       |
 | `mc_options`    | list[str] (C)         | ``mc_choices`` given         | target text + C-1 seeded distractors, shuffled      |
 | `mc_answer`     | int                   | ``mc_choices`` given         | index of the target in `mc_options`                 |
+| (a reward's)    | any                   | ``columns`` given            | e.g. `target_text` (rlpf), `history_text` (rlaif)   |
 
 Everything is a pure function of the dataset, the configs and the seed: every row draws from its own generator,
 seeded by ``(seed, user, target, purpose)``, so a row's negatives and options do not depend on which other rows
@@ -19,7 +20,7 @@ were selected or in which order.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -33,6 +34,7 @@ from bluerec.profiler.prompts import (
 )
 from bluerec.rewards.embedding import hash_key, sample_negatives
 from bluerec.rewards.multiple_choice import mc_question
+from bluerec.rewards.registry import RowInfo
 from bluerec.train.config import RLDataConfig
 
 if TYPE_CHECKING:
@@ -85,6 +87,7 @@ def build_rl_dataset(
     num_negatives: int | None = None,
     mc_choices: int | None = None,
     render: Callable[[list[dict]], list[dict] | str] | None = None,
+    columns: Mapping[str, Callable[[RowInfo], Any]] | None = None,
 ) -> Dataset:
     """The GRPO training dataset of a prepared dataset's train split (see the module docstring for the columns).
 
@@ -99,6 +102,9 @@ def build_rl_dataset(
         mc_choices: C; when given, ``mc_options``/``mc_answer`` columns with C options are written.
         render: turns each chat into what the trainer's tokenizer accepts (e.g. the system message merged into the
             user turn, or a plain string for a tokenizer without a chat template); default: the chat as is.
+        columns: extra columns, ``name -> f(RowInfo) -> value`` (the ``add_columns`` of the enabled rewards'
+            registry entries, :mod:`bluerec.rewards.registry`); a name that clashes with a built-in column is an
+            error.
 
     Example:
     ```python
@@ -130,6 +136,12 @@ def build_rl_dataset(
     if mc_choices is not None:
         cols["mc_options"] = []
         cols["mc_answer"] = []
+    extra = dict(columns or {})
+    clash = sorted(set(extra) & (set(cols) | {"negatives", "mc_options", "mc_answer"}))
+    if clash:
+        raise ValueError(f"extra dataset columns {clash} clash with built-in columns")
+    for name in extra:
+        cols[name] = []
     for ex in rows:
         if ex.item_id not in index:
             raise KeyError(f"{dataset.root}: train target {ex.item_id!r} of user {ex.user_id!r} is not in items")
@@ -160,4 +172,8 @@ def build_rl_dataset(
                 raise ValueError(f"user {ex.user_id!r}: {err} (multiple_choice.num_choices)") from None
             cols["mc_options"].append(options)
             cols["mc_answer"].append(answer)
+        if extra:
+            info = RowInfo(dataset, ex, target_row, full_history, config.seed)
+            for name, make in extra.items():
+                cols[name].append(make(info))
     return Dataset.from_dict(cols)

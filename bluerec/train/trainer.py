@@ -383,50 +383,94 @@ def build_reward_funcs(
     item_emb: np.ndarray,
     dataset: PreparedDataset,
     reader: tuple[Any, Any] | tuple[Any, Any, bool] | None = None,
+    extra_rewards: Sequence[Callable[..., list[float]]] = (),
+    extra_weights: Sequence[float] | None = None,
+    load_model: Callable[[str], tuple[Any, Any]] | None = None,
 ) -> tuple[list[Any], list[float]]:
     """The enabled rewards as TRL reward functions, and their ``reward_weights`` (same order).
 
-    InfoNCE contributes its two directions as two functions (``infonce_profile_to_item``,
-    ``infonce_item_to_profile``) weighted ``weights.infonce × weight_<direction>``; a direction with weight 0 is still
-    computed and logged. ``reader`` is ``(model, tokenizer)`` or :func:`load_reader`'s ``(model, tokenizer,
-    base_only)``.
+    Every enabled reward is built by its registry entry (:mod:`bluerec.rewards.registry`) in registry order and
+    weighted ``rewards.weights.<name>`` (× its components' relative weights: InfoNCE contributes its two directions,
+    ``infonce_profile_to_item`` and ``infonce_item_to_profile``, weighted ``weights.infonce × weight_<direction>``; a
+    direction with weight 0 is still computed and logged). ``extra_rewards`` (plain ``f(completions, **columns) ->
+    list[float]`` callables, as TRL takes them) follow with ``extra_weights`` (default 1.0 each). ``reader`` is
+    ``(model, tokenizer)`` or :func:`load_reader`'s ``(model, tokenizer, base_only)``; ``load_model(name)`` loads
+    another frozen model a reward asks for (:func:`load_frozen_model`).
     """
-    from bluerec.rewards import InfoNCEReward, LengthPenalty, MultipleChoiceReward
+    from bluerec.rewards.registry import RewardContext, get_reward, reward_func_name
 
     rc = config.rewards
+    context = RewardContext(encoder=encoder, item_emb=item_emb, dataset=dataset,
+                            reader=tuple(reader) if reader is not None else None,
+                            reader_batch_size=config.reader.batch_size, reader_max_length=config.reader.max_length,
+                            load_model=load_model)
     funcs: list[Any] = []
     weights: list[float] = []
     for name in config.reward_names():
-        if name == "infonce":
-            reward = InfoNCEReward(encoder, item_emb, dataset.items.index, rc.infonce,
-                                   popularity=np.asarray(dataset.items.popularity, dtype=np.float64))
-            funcs.extend(reward.components())
-            weights.extend(rc.weights.infonce * w for w in reward.component_weights())
-        elif name == "multiple_choice":
-            if reader is None:
-                raise ValueError("the multiple_choice reward needs a reader model")
-            model, tokenizer, *rest = reader
-            funcs.append(MultipleChoiceReward.from_hf(model, tokenizer, rc.multiple_choice,
-                                                      batch_size=config.reader.batch_size,
-                                                      max_length=config.reader.max_length,
-                                                      base_only=bool(rest and rest[0])))
-            weights.append(rc.weights.multiple_choice)
-        elif name == "length_penalty":
-            funcs.append(LengthPenalty(rc.length_penalty))
-            weights.append(rc.weights.length_penalty)
+        for func, weight in get_reward(name).functions(rc.settings(name), context, rc.weights.get(name)):
+            funcs.append(func)
+            weights.append(weight)
+    extra = list(extra_rewards)
+    extra_w = [1.0] * len(extra) if extra_weights is None else [float(w) for w in extra_weights]
+    if len(extra_w) != len(extra):
+        raise ValueError(f"{len(extra)} extra rewards but {len(extra_w)} extra weights")
+    for func, weight in zip(extra, extra_w):
+        if not callable(func):
+            raise TypeError(f"extra reward {func!r} is not callable: pass f(completions, **columns) -> list[float]")
+        if not math.isfinite(weight):
+            raise ValueError(f"extra reward {reward_func_name(func)!r} has a non-finite weight {weight}")
+        funcs.append(func)
+        weights.append(weight)
+    names = [reward_func_name(f) for f in funcs]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise ValueError(f"two reward functions share the log name(s) {dupes}; give each a distinct __name__")
     return funcs, weights
 
 
+def reward_dataset_options(config: BlueTrainConfig) -> dict[str, Any]:
+    """Keyword arguments of :func:`~bluerec.train.dataset.build_rl_dataset` for the enabled rewards: their
+    ``dataset_options`` (``num_negatives``, ``mc_choices``) and their own columns (``columns``)."""
+    from bluerec.rewards.registry import get_reward
+
+    options: dict[str, Any] = {}
+    columns: dict[str, Any] = {}
+    owner: dict[str, str] = {}
+    for name in config.reward_names():
+        spec, settings = get_reward(name), config.rewards.settings(name)
+        if spec.dataset_options is not None:
+            options.update(spec.dataset_options(settings))
+        for column, make in (spec.add_columns(settings) if spec.add_columns is not None else {}).items():
+            if column in columns:
+                raise ValueError(f"rewards {owner[column]!r} and {name!r} both write the dataset column {column!r}")
+            columns[column], owner[column] = make, name
+    if columns:
+        options["columns"] = columns
+    return options
+
+
+def check_reward_columns(config: BlueTrainConfig, column_names: Sequence[str]) -> None:
+    """Every enabled reward's ``columns`` are in the GRPO dataset; else an error naming the reward."""
+    from bluerec.rewards.registry import get_reward
+
+    have = set(column_names)
+    for name in config.reward_names():
+        missing = [c for c in get_reward(name).columns if c not in have]
+        if missing:
+            raise ValueError(f"reward {name!r} needs the dataset column(s) {missing}; the GRPO dataset has "
+                             f"{sorted(have)}")
+
+
 def load_reader(config: BlueTrainConfig, profiler: Any) -> tuple[Any, Any, bool] | None:
-    """The frozen reader of the multiple-choice reward as ``(model, tokenizer, base_only)``, or ``None`` when the
-    reward is off.
+    """The frozen reader of the rewards that read (``multiple_choice``, ``rlpf``, ``rlaif``: registry entries with
+    ``needs_reader``) as ``(model, tokenizer, base_only)``, or ``None`` when none of them is on.
 
     ``reader.model: same_as_profiler`` with LoRA returns the profiler's own ``PeftModel`` and ``base_only=True``:
     the scorer reads with the adapters disabled, i.e. the frozen pretrained weights, and no second model is
     loaded. Without LoRA (full fine-tuning changes those weights) it, like ``"profiler"``, loads a frozen copy of
     the starting profiler once. Anything else is loaded as a model of its own (a known name, hub id or folder).
     """
-    if "multiple_choice" not in config.rewards.enabled:
+    if not config.needs_reader():
         return None
     from bluerec.profiler.config import LoraSettings
     from bluerec.profiler.loader import load_profiler
@@ -439,13 +483,26 @@ def load_reader(config: BlueTrainConfig, profiler: Any) -> tuple[Any, Any, bool]
         if rc.shares_profiler:
             log.info("reader same_as_profiler without LoRA: loading a frozen copy of the starting profiler")
     else:
-        source = config.profiler.model_copy(update={
-            "backend": "hf", "model": str(rc.model), "model_init_kwargs": {}, "lora_path": None,
-            "lora": LoraSettings(), "dtype": rc.dtype})
+        return (*load_frozen_model(config, profiler, str(rc.model)), False)
     reader = load_profiler(source, device=str(profiler.device))
     reader.model.requires_grad_(False)
     reader.model.eval()
     return reader.model, reader.tokenizer, False
+
+
+def load_frozen_model(config: BlueTrainConfig, profiler: Any, model: str) -> tuple[Any, Any]:
+    """A frozen causal LM of its own (a known name, hub id or folder; ``reader.dtype``) on the profiler's device, as
+    ``(model, tokenizer)``: the reader, or a model a reward asks for (``RewardContext.load_model``, e.g. a judge)."""
+    from bluerec.profiler.config import LoraSettings
+    from bluerec.profiler.loader import load_profiler
+
+    source = config.profiler.model_copy(update={
+        "backend": "hf", "model": model, "model_init_kwargs": {}, "lora_path": None,
+        "lora": LoraSettings(), "dtype": config.reader.dtype})
+    loaded = load_profiler(source, device=str(profiler.device))
+    loaded.model.requires_grad_(False)
+    loaded.model.eval()
+    return loaded.model, loaded.tokenizer
 
 
 def grpo_args(config: BlueTrainConfig, device: torch.device, reward_weights: list[float]) -> Any:
@@ -547,6 +604,8 @@ def train_blue(
     progress: Progress | None = None,
     embedder: Any | None = None,
     callbacks: Sequence[TrainerCallback] = (),
+    extra_rewards: Sequence[Callable[..., list[float]]] = (),
+    extra_reward_weights: Sequence[float] | None = None,
 ) -> TrainResult:
     """Train the profiler with GRPO; see the module docstring for what lands in ``config.output_dir``.
 
@@ -559,6 +618,10 @@ def train_blue(
         embedder: the frozen retriever to use instead of building ``Embedder(config.embedder)``: anything with
             ``encode_queries(texts)`` and ``encode_documents(texts)`` returning float32 rows.
         callbacks: extra ``transformers.TrainerCallback`` s.
+        extra_rewards: reward callables added to the configured ones, as TRL takes them: ``f(completions,
+            **columns) -> list[float]`` with a distinct ``__name__`` (its log name); they receive every dataset
+            column (``user_id``, ``target_item``, ``history_items``, ... and the enabled rewards' columns).
+        extra_reward_weights: their GRPO weights (default 1.0 each).
 
     Example:
     ```python
@@ -615,11 +678,14 @@ def train_blue(
 
         reader = load_reader(config, profiler)
         reward_funcs, reward_weights = build_reward_funcs(config, encoder=embedder, item_emb=item_emb,
-                                                          dataset=dataset, reader=reader)
-        mc = config.rewards.multiple_choice.num_choices if "multiple_choice" in config.rewards.enabled else None
+                                                          dataset=dataset, reader=reader, extra_rewards=extra_rewards,
+                                                          extra_weights=extra_reward_weights,
+                                                          load_model=lambda name: load_frozen_model(config, profiler,
+                                                                                                    name))
         train_ds = build_rl_dataset(dataset, config.data, config.prompt, max_examples=config.max_train_examples,
-                                    count_tokens=count_tokens, num_negatives=config.rewards.infonce.num_negatives,
-                                    mc_choices=mc, render=prompt_renderer(tokenizer))
+                                    count_tokens=count_tokens, render=prompt_renderer(tokenizer),
+                                    **reward_dataset_options(config))
+        check_reward_columns(config, train_ds.column_names)
         log.info("GRPO dataset: %d prompts; rewards %s with weights %s", len(train_ds),
                  [getattr(f, "__name__", type(f).__name__) for f in reward_funcs], reward_weights)
 

@@ -5,7 +5,7 @@ import inspect
 
 import pytest
 
-from bluerec.rewards import embedding, length, multiple_choice, text
+from bluerec.rewards import embedding, langptune, length, multiple_choice, registry, rlaif, rlpf, text
 
 EXAMPLES = [
     text.completion_text,
@@ -16,6 +16,13 @@ EXAMPLES = [
     length.length_deviation,
     length.LengthPenalty,
     multiple_choice.build_mc_options,
+    registry.RewardSpec,
+    rlpf.next_item_rewards,
+    rlpf.RLPFReward,
+    langptune.rank_rewards,
+    langptune.LangPTuneReward,
+    rlaif.expected_rubric_score,
+    rlaif.RLAIFReward,
 ]
 
 
