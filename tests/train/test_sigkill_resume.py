@@ -56,7 +56,7 @@ SCRIPT = textwrap.dedent("""
 """)
 
 
-def kill_mid_training(config, tmp_path: Path, timeout: float = 30.0) -> int:
+def kill_mid_training(config, tmp_path: Path, timeout: float = 180.0) -> int:
     """Run ``config`` in a subprocess and SIGKILL it during step HOLD_AT + 1; return the subprocess' exit code."""
     config_path = tmp_path / "config.json"
     config_path.write_text(json.dumps(config.model_dump(mode="json")))
