@@ -52,28 +52,19 @@ BUILTIN_PROFILES = ("history_text", "template")
 RESULT_FILE = "finetune.json"
 
 
-class FinetuneConfig(StrictModel):
-    """One fine-tuning run (``configs/embed/*.yaml``; ``bluerec embedder finetune -c``).
+class FinetuneSettings(StrictModel):
+    """How the embedder is trained (shared by :class:`FinetuneConfig` and the alternating loop's embedder phases).
 
     Parameters:
-        dataset: prepared dataset folder; only its ``train`` split is read.
-        profiles: ``"history_text"``, ``"template"`` or a profiles JSONL (``user_id``, ``profile``) generated on the
-            ``train`` split (each user's latest train row, as ``bluerec profile --split train`` writes it).
-        embedder: the starting embedder (default MiniLM); its query/document prompts are applied to the pairs.
-        output_dir: where the fine-tuned sentence-transformers folder is written (atomically).
         history_items: N most recent items used by the built-in profile texts (default 20).
         max_pairs: seeded sample of this many train users (default all).
         num_hard_negatives: mined hard negatives per pair (0: in-batch negatives only). Default 1.
         hard_negative_ranks: ``[lo, hi)`` window of the target's item neighbours they are drawn from. Default [3, 30].
         epochs, max_steps (overrides epochs when > 0), batch_size, learning_rate, warmup_ratio, weight_decay: the
             optimiser schedule. scale: MNRL's inverse temperature (default 20).
-        seed: pair sample, negatives, batch order and dropout. overwrite: replace an existing ``output_dir``.
+        seed: pair sample, negatives, batch order and dropout. show_progress: the trainer's progress bar.
     """
 
-    dataset: Path
-    profiles: str = "template"
-    embedder: EmbedderConfig = Field(default_factory=EmbedderConfig)
-    output_dir: Path
     history_items: int = Field(20, ge=1)
     max_pairs: int | None = Field(None, ge=2)
     num_hard_negatives: int = Field(1, ge=0)
@@ -86,7 +77,6 @@ class FinetuneConfig(StrictModel):
     weight_decay: float = Field(0.01, ge=0)
     scale: float = Field(20.0, gt=0)
     seed: int = 0
-    overwrite: bool = False
     show_progress: bool = True
 
     @field_validator("hard_negative_ranks")
@@ -96,6 +86,26 @@ class FinetuneConfig(StrictModel):
         if not 0 <= lo < hi:
             raise ValueError(f"hard_negative_ranks must be [lo, hi) with 0 <= lo < hi, got {list(value)}")
         return value
+
+
+class FinetuneConfig(FinetuneSettings):
+    """One fine-tuning run (``configs/embed/*.yaml``; ``bluerec embedder finetune -c``): the training settings of
+    :class:`FinetuneSettings` plus what is trained on and where it goes.
+
+    Parameters:
+        dataset: prepared dataset folder; only its ``train`` split is read.
+        profiles: ``"history_text"``, ``"template"`` or a profiles JSONL (``user_id``, ``profile``) generated on the
+            ``train`` split (each user's latest train row, as ``bluerec profile --split train`` writes it).
+        embedder: the starting embedder (default MiniLM); its query/document prompts are applied to the pairs.
+        output_dir: where the fine-tuned sentence-transformers folder is written (atomically).
+        overwrite: replace an existing ``output_dir``.
+    """
+
+    dataset: Path
+    profiles: str = "template"
+    embedder: EmbedderConfig = Field(default_factory=EmbedderConfig)
+    output_dir: Path
+    overwrite: bool = False
 
     def profile_method(self) -> str:
         """``history_text``, ``template`` or ``file``."""
