@@ -25,6 +25,7 @@ from bluerec.cli.jobs import profile, quickstart, train
 from bluerec.cli.qa import qa
 from bluerec.cli.report import report
 from bluerec.cli.serve import serve
+from bluerec.cli.transfer import alternate, transfer
 from bluerec.cli.warmstart import warmstart
 
 
@@ -74,6 +75,8 @@ app.command("report")(report)
 app.command("serve")(serve)
 app.command("qa")(qa)
 app.command("warmstart")(warmstart)
+app.command("transfer")(transfer)
+app.command("alternate")(alternate)
 
 
 @app.callback()

@@ -5,7 +5,7 @@ Phase k (1..``phases``), with ``start_with: grpo`` (default):
 1. **GRPO**: :func:`~bluerec.train.trainer.train_blue` continues one run in ``<output_dir>/grpo`` up to
    ``k × grpo_steps_per_phase`` steps (``resume=True``; a checkpoint is saved at every phase boundary), its
    InfoNCE reward and validation reading the embedder of phase k−1 (the starting one in phase 1);
-2. **profiles**: the profiler just trained writes profiles of ``profile_users`` seeded train users
+2. **profiles**: the profiler just trained writes profiles of the first ``profile_users`` train users
    (``<output_dir>/phase-k/profiles.train.jsonl``, resumable);
 3. **embedder**: :func:`~bluerec.embed.finetune.finetune_embedder` continues from phase k−1's embedder on those
    (profile, next item) pairs → ``<output_dir>/phase-k/embedder/`` (atomic), the embedder of phase k+1.
@@ -52,7 +52,7 @@ class AlternateConfig(StrictModel):
         phases: number of (GRPO, embedder) phase pairs.
         grpo_steps_per_phase: GRPO optimizer steps per GRPO phase.
         start_with: ``grpo`` (default) or ``embedder``.
-        profile_users: seeded sample of train users profiled for each embedder phase (None = all).
+        profile_users: the first N train users (file order) profiled for each embedder phase (None = all).
         max_new_tokens: profile length at generation (greedy). batch_size: generation batch.
         finetune: the embedder phases' training settings (:class:`~bluerec.embed.finetune.FinetuneSettings`).
     """
@@ -79,7 +79,9 @@ def run_alternating(config: AlternateConfig, progress: Callable[[str], None] | N
     """Run (or resume) every phase; returns the state (also in ``<output_dir>/alternate.json``): stages done, per
     phase the GRPO step, the fine-tuning losses and folders, and the latest ``profiler`` and ``embedder``."""
     from bluerec.data.dataset import PreparedDataset
-    from bluerec.pipeline import generate_profile_file
+    from bluerec.profiler.backends.base import GenerationConfig
+    from bluerec.profiler.loader import load_profiler
+    from bluerec.profiler.profile import generate_profiles
     from bluerec.train.trainer import FINAL_DIR, train_blue
 
     say = progress or logger.info
@@ -121,10 +123,13 @@ def run_alternating(config: AlternateConfig, progress: Callable[[str], None] | N
                 phase_dir = out / f"phase-{k}"
                 profiles = phase_dir / "profiles.train.jsonl"
                 say(f"phase {k}: profiles of train users by {profiler_model}")
-                profiler_cfg = train.profiler.model_copy(update={"model": profiler_model})
-                generate_profile_file(profiler_cfg, dataset, "train", profiles, train.prompt,
-                                      max_new_tokens=config.max_new_tokens, max_users=config.profile_users,
-                                      batch_size=config.batch_size)
+                # The same generation code as ``bluerec profile`` (resumable: missing users only).
+                backend = load_profiler(train.profiler.model_copy(update={"model": profiler_model}))
+                gen = GenerationConfig(num_samples=1, max_new_tokens=config.max_new_tokens, do_sample=False,
+                                       batch_size=config.batch_size)
+                generate_profiles(backend, dataset, "train", train.prompt, gen, profiles, resume=True,
+                                  max_users=config.profile_users)
+                del backend
                 target = phase_dir / "embedder"
                 if not (target / RESULT_FILE).exists():
                     say(f"phase {k}: fine-tuning embedder {embedder.model} on those profiles")
