@@ -272,6 +272,8 @@ def finetune_embedder(config: FinetuneConfig, progress: Callable[[str], None] | 
     out = Path(config.output_dir)
     if out.exists() and not config.overwrite:
         raise FileExistsError(f"{out} exists; set overwrite: true (or --overwrite) to replace it")
+    if config.profile_method() == "file" and not Path(config.profiles).is_file():  # before any heavy work
+        raise DataError(config.profiles, None, "profiles", "not a file; give history_text, template or a profiles JSONL")
     out.parent.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     dataset = PreparedDataset(config.dataset)
