@@ -14,6 +14,7 @@ Writes ``bench/results/bert4rec_beauty.json`` and ``.md``.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import sys
@@ -108,7 +109,16 @@ def main() -> int:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=RESULTS / "bert4rec_beauty.json")
+    p.add_argument("--recompare", action="store_true",
+                   help="only redo the published comparison and the markdown of an existing --out (no training)")
     args = p.parse_args()
+    if args.recompare:
+        payload = json.loads(args.out.read_text(encoding="utf-8"))
+        payload["comparison"] = compare(payload["metrics"])
+        write_json_atomic(args.out, payload)
+        write_text_atomic(args.out.with_suffix(".md"), markdown(payload))
+        console.print(markdown(payload))
+        return 0
     if not SHARED.is_dir():
         console.print(f"[yellow]skipped: {SHARED} is absent (the shared real data sits beside the repository)[/]")
         return 0
