@@ -73,7 +73,7 @@ def test_finetuning_changes_weights_lowers_loss_and_loads_as_an_embedder(dataset
     out = tmp_path / "emb"
     base = Embedder()
     before = {k: v.clone() for k, v in base.model.state_dict().items()}
-    cfg = FinetuneConfig(dataset=dataset_dir, profiles="template", output_dir=out, max_pairs=48, epochs=2,
+    cfg = FinetuneConfig(dataset=dataset_dir, profiles="template", output_dir=out, max_pairs=32, epochs=2,
                          batch_size=8, learning_rate=1e-4, num_hard_negatives=1, hard_negative_ranks=(1, 10), seed=0,
                          show_progress=False)
     result = finetune_embedder(cfg)
