@@ -8,13 +8,20 @@ import pytest
 
 from bluerec.config import ConfigError, load_config
 from bluerec.data.config import PrepareConfig
+from bluerec.embed.finetune import FinetuneConfig
+from bluerec.eval.embedders import EmbedderCompareConfig
+from bluerec.eval.transfer import TransferConfig
 from bluerec.pipeline import QuickstartConfig
 from bluerec.serve.settings import ServeSettings
+from bluerec.train.alternate import AlternateConfig
 from bluerec.train.config import BlueTrainConfig
 from bluerec.workflow import WarmStartRunConfig
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 MODELS = {"data": PrepareConfig, "train": BlueTrainConfig, "serve": ServeSettings, "warmstart": WarmStartRunConfig}
+# Embedder fine-tuning, embedder comparison, cross-domain transfer, alternating phases (issue 11).
+MODELS.update({"embed": FinetuneConfig, "compare": EmbedderCompareConfig, "transfer": TransferConfig,
+               "alternate": AlternateConfig})
 
 
 ACCELERATE = CONFIGS / "accelerate"  # accelerate's own launch configs, not bluerec's

@@ -17,6 +17,7 @@ except ImportError:  # pragma: no cover
     from click import exceptions as _click_exc  # type: ignore[no-redef]
 
 from bluerec.cli import data as data_cmd
+from bluerec.cli import embedder as embedder_cmd
 from bluerec.cli import models as models_cmd
 from bluerec.cli._common import console, debug_enabled, set_debug, setup_logging
 from bluerec.cli.evaluate import evaluate
@@ -24,6 +25,7 @@ from bluerec.cli.jobs import profile, quickstart, train
 from bluerec.cli.qa import qa
 from bluerec.cli.report import report
 from bluerec.cli.serve import serve
+from bluerec.cli.transfer import alternate, transfer
 from bluerec.cli.warmstart import warmstart
 
 
@@ -64,6 +66,7 @@ app = _Bluerec(
 )
 app.add_typer(data_cmd.app, name="data")
 app.add_typer(models_cmd.app, name="models")
+app.add_typer(embedder_cmd.app, name="embedder")
 app.command("evaluate")(evaluate)
 app.command("train")(train)
 app.command("profile")(profile)
@@ -72,6 +75,8 @@ app.command("report")(report)
 app.command("serve")(serve)
 app.command("qa")(qa)
 app.command("warmstart")(warmstart)
+app.command("transfer")(transfer)
+app.command("alternate")(alternate)
 
 
 @app.callback()
