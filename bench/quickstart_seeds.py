@@ -12,7 +12,9 @@ test users stay fixed — and sets the gains beside the spread, side by side in 
 - the margin: the smallest BLUE − zero-shot gain over seeds divided by BLUE's spread (> 1: the gain is beyond the
   seed spread).
 
-Writes ``bench/results/quickstart_seeds.json`` and ``.md``; each seed's run folder is ``runs/quickstart-seed<N>``.
+Writes ``bench/results/quickstart_seeds.json`` and ``.md``; each seed's run folder is
+``runs/quickstart-seed<N>-threads<T>``. Seeds can run side by side (``--seeds 1 --num-threads 1`` in one shell,
+``--seeds 2 --num-threads 1`` in another); a last invocation with every seed collects them.
 """
 
 from __future__ import annotations
@@ -66,7 +68,7 @@ def compare(rows: dict[int, dict[str, Any]]) -> dict[str, Any]:
 def markdown(payload: dict[str, Any]) -> str:
     rows, cmp = payload["seeds"], payload["comparison"]
     lines = [f"`{payload['command']}` ({payload['seconds'] / 60:.0f} min); full NDCG@10 on the quick start's "
-             f"{payload['n_users']} test users", "",
+             f"{payload['n_users']} test users, {payload.get('num_threads', 2)} torch thread(s)", "",
              "| seed | zero-shot | warm start | BLUE | BLUE − zero-shot [95% CI] | BLUE − warm start [95% CI] | min |",
              "|---|---:|---:|---:|---|---|---:|"]
 
@@ -86,6 +88,8 @@ def markdown(payload: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--num-threads", type=int, default=None,
+                    help="torch threads (default: the quick start's 2); 1 lets seeds run side by side on 2 cores")
     ap.add_argument("--work", type=Path, default=ROOT / "runs")
     ap.add_argument("--out", type=Path, default=RESULTS / "quickstart_seeds.json")
     args = ap.parse_args(argv)
@@ -93,14 +97,17 @@ def main(argv: list[str] | None = None) -> int:
     rows: dict[int, dict[str, Any]] = {}
     n_users = 0
     for seed in args.seeds:
-        out = args.work / f"quickstart-seed{seed}"
+        config = QuickstartConfig(seed=seed)
+        if args.num_threads:
+            config = config.model_copy(update={"num_threads": args.num_threads})
+        out = args.work / f"quickstart-seed{seed}-threads{config.num_threads}"
         done = out / "results.json"
         if done.exists() and json.loads(done.read_text()).get("seed") == seed:
             console.print(f"seed {seed}: done earlier ({done})")
             summary = json.loads(done.read_text())
         else:
             console.print(f"[bold]seed {seed}[/]: bluerec quickstart --out {out}")
-            summary = run_quickstart(QuickstartConfig(seed=seed), out,
+            summary = run_quickstart(config, out,
                                      say=lambda m: console.print("    " + m, highlight=False))
         rows[seed] = seed_row(summary)
         n_users = summary["n_users"]
@@ -109,6 +116,7 @@ def main(argv: list[str] | None = None) -> int:
                "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "seconds": round(time.perf_counter() - start, 1),
                "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                            "platform": platform.platform()},
+               "num_threads": args.num_threads or QuickstartConfig().num_threads,
                "n_users": n_users, "seeds": rows, "comparison": compare(rows)}
     write_json_atomic(args.out, payload)
     write_text_atomic(args.out.with_suffix(".md"), markdown(payload))
