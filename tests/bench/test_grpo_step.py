@@ -69,6 +69,8 @@ def test_shared_prefill_ratios(bench):
     assert s["step"]["generation"] == {"shared_s": 10.0, "per_completion_s": 15.0, "per_completion_over_shared": 1.5}
     assert s["step"]["step"]["per_completion_over_shared"] == 1.5
     assert s["generation_alone"]["per_completion_over_shared"] == 2.0 and s["generation_alone"]["same_tokens"]
+    assert s["generation_alone"]["best_per_completion_over_best_shared"] == 1.5
+    assert s["generation_alone"]["paired"] == [1.5, 2.5]
     md = "\n".join(bench.shared_prefill_markdown(result, s))
     assert "**1.5×**" in md and "**2.0×**" in md
     assert bench.shared_prefill_summary({}) == {}  # older results without the comparison still summarise
