@@ -173,7 +173,7 @@ def train_config(args: argparse.Namespace, out: Path, lora: bool, shared_prefill
                     "length_penalty": {"min_length": 10, "max_length": 60}},
         "grpo": {"num_generations": 4, "batch_size": 16, "max_completion_length": args.new_tokens,
                  "temperature": 0.7, "learning_rate": 1e-4 if lora else 1e-5, "beta": 0.0,
-                 "max_steps": args.steps, "save_steps": 0, "logging_steps": 1, "seed": 0,
+                 "max_steps": max(args.steps, 1), "save_steps": 0, "logging_steps": 1, "seed": 0,
                  "shared_prefill": shared_prefill},
         "eval": {"every_steps": 0, "at_start": False, "at_end": False},
         "num_threads": args.threads, "show_progress": False,
