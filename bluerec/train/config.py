@@ -155,7 +155,8 @@ class GRPOSettings(StrictModel):
             ``partition_invariant_sampling`` the same tokens, up to float rounding); only the cost changes. Needs
             transformers generation; ignored with ``use_vllm`` (vLLM caches shared prefixes itself). Default
             ``True``: measured faster (``bench/grpo_step.py --shared-prefill-only``: SmolLM2, 4 prompts × 4 × 40
-            tokens, the LoRA step's generation 1.29× and whole step 1.18× faster).
+            tokens, the LoRA step's generation 1.29× and whole step 1.18× faster; generation alone 1.12×, all on
+            noisy shared cores).
 
     Parameters that control the optimisation:
         learning_rate: AdamW learning rate (``~1e-5`` full / ``~1e-4`` LoRA for 1B models; ``~1e-4``–``1e-3`` for
