@@ -20,11 +20,20 @@ Comparisons in the same run, each as a ratio (> 1 = the first is faster):
 - LoRA r=16 (all linear layers) vs full fine-tuning: the whole step and each phase;
 - generation of all 16 completions in one batch vs one prompt (4 completions) at a time;
 - repetition control (SmolLM2's default ``no_repeat_ngram_size: 3`` within the completion) off vs on;
+- shared prefill (``grpo.shared_prefill``: one prefill per prompt, its KV cache shared by the 4 completions) vs
+  per-completion prefill (transformers' ``generate`` of the 16 repeated rows): the LoRA step's generation phase and
+  whole step, and generation alone (4 prompts × 4 completions × ``--new-tokens``, every completion forced to full
+  length, same seed, so both variants produce the same tokens) alternated ``--repeats`` times;
 
 and model FLOP utilisation (MFU) of each phase against a plain fp32 ``torch.matmul`` timed in the same process
 (FLOPs ≈ 2·N per token forward, 2·N backward to the activations, 2·N more for the weights under full
 fine-tuning; N = 134.5M parameters, the tied LM head counted once; attention's own FLOPs left out).
 Writes ``bench/results/grpo_step.json`` and ``.md``.
+
+    nice .venv/bin/python bench/grpo_step.py --shared-prefill-only --steps 1   # only the shared-prefill comparison
+
+writes ``bench/results/grpo_step_shared_prefill.json`` and ``.md`` (the LoRA step with and without, then generation
+alone).
 """
 
 from __future__ import annotations
@@ -142,7 +151,7 @@ class PhaseTimer:
 
 # --- runs -------------------------------------------------------------------------------------------------------
 
-def train_config(args: argparse.Namespace, out: Path, lora: bool) -> Any:
+def train_config(args: argparse.Namespace, out: Path, lora: bool, shared_prefill: bool = True) -> Any:
     from bluerec.config import parse_config
     from bluerec.train.config import BlueTrainConfig
 
@@ -164,18 +173,21 @@ def train_config(args: argparse.Namespace, out: Path, lora: bool) -> Any:
                     "length_penalty": {"min_length": 10, "max_length": 60}},
         "grpo": {"num_generations": 4, "batch_size": 16, "max_completion_length": args.new_tokens,
                  "temperature": 0.7, "learning_rate": 1e-4 if lora else 1e-5, "beta": 0.0,
-                 "max_steps": args.steps, "save_steps": 0, "logging_steps": 1, "seed": 0},
+                 "max_steps": max(args.steps, 1), "save_steps": 0, "logging_steps": 1, "seed": 0,
+                 "shared_prefill": shared_prefill},
         "eval": {"every_steps": 0, "at_start": False, "at_end": False},
         "num_threads": args.threads, "show_progress": False,
         "output_dir": str(out), "overwrite": True,
     }, "bench/grpo_step.py")
 
 
-def run_steps(args: argparse.Namespace, embedder: Any, lora: bool, work: Path) -> dict[str, Any]:
+def run_steps(args: argparse.Namespace, embedder: Any, lora: bool, work: Path,
+              shared_prefill: bool = True) -> dict[str, Any]:
     from bluerec.train.trainer import train_blue
 
     timer = PhaseTimer()
-    cfg = train_config(args, work / ("lora" if lora else "full"), lora)
+    cfg = train_config(args, work / (("lora" if lora else "full") + ("" if shared_prefill else "-per-completion")),
+                       lora, shared_prefill)
     if not lora:
         cfg.grpo.max_steps = args.full_steps
     t = time.perf_counter()
@@ -220,6 +232,105 @@ def generation_runs(args: argparse.Namespace, dataset_dir: Path) -> dict[str, An
     return {"prompt_tokens": [count(m[-1]["content"]) for m in prompts], "runs": out}
 
 
+def shared_prefill_generation(args: argparse.Namespace, dataset_dir: Path) -> dict[str, Any]:
+    """Generation alone of 4 prompts × 4 completions × ``--new-tokens`` (EOS ignored so both variants generate the
+    same number of tokens), per-completion prefill (plain ``generate`` of the 16 rows) vs shared prefill, alternated
+    ``--repeats`` times after a warm-up of each; the same seed for both, so their tokens are compared too."""
+    from transformers import GenerationConfig
+
+    from bluerec.data.dataset import PreparedDataset
+    from bluerec.profiler.config import ProfilerConfig
+    from bluerec.profiler.loader import load_profiler
+    from bluerec.profiler.prompts import (context_for, fit_to_budget, history_items_for, render_prompt,
+                                          token_counter)
+    from bluerec.train.shared_prefill import SharedPrefill
+
+    cfg = train_config(args, Path(tempfile.gettempdir()) / "unused", lora=False)
+    prof = load_profiler(ProfilerConfig(model=MODEL, dtype="float32", device="cpu"))
+    model, tok = prof.model.eval(), prof.tokenizer
+    ds = PreparedDataset(dataset_dir)
+    count = token_counter(tok)
+    rows = [ex for ex in ds.split("train") if ex.history][:: max(1, len(ds.split("train")) // 97)][:4]
+    prompts = [fit_to_budget(history_items_for(ds, ex, field="title"), cfg.prompt, count,
+                             context_for(ds, ex, cfg.prompt, "train")) for ex in rows]
+    texts = [render_prompt(m, tok) for m in prompts for _ in range(4)]  # TRL's layout: 4 consecutive copies
+    enc = tok(texts, return_tensors="pt", padding=True, padding_side="left",
+              add_special_tokens=not bool(getattr(tok, "chat_template", None)))
+    gen_cfg = GenerationConfig(max_new_tokens=args.new_tokens, min_new_tokens=args.new_tokens, do_sample=True,
+                               temperature=0.7, top_p=1.0, top_k=0, pad_token_id=tok.pad_token_id,
+                               eos_token_id=prof.stop_token_ids, use_cache=True)
+    shared = SharedPrefill()
+
+    def gen(variant: str) -> tuple[float, torch.Tensor]:
+        torch.manual_seed(0)
+        ctx = shared.bound_to(model) if variant == "shared_prefill" else contextlib.nullcontext()
+        t = time.perf_counter()
+        with ctx, torch.inference_mode():
+            out = model.generate(**enc, generation_config=gen_cfg)
+        return time.perf_counter() - t, out[:, enc["input_ids"].shape[1]:]
+
+    variants = ("per_completion_prefill", "shared_prefill")
+    tokens = {v: gen(v)[1] for v in variants}  # warm-up of each
+    runs: dict[str, list[float]] = {v: [] for v in variants}
+    for _ in range(args.repeats):
+        for v in variants:
+            seconds, _ = gen(v)
+            runs[v].append(round(seconds, 3))
+    print("shared-prefill generation", json.dumps(runs), flush=True)
+    return {"prompt_tokens": enc["attention_mask"].sum(1)[::4].tolist(), "padded_prompt_tokens": enc["input_ids"].shape[1],
+            "rows": len(texts), "new_tokens": args.new_tokens, "runs": runs,
+            "same_tokens": bool(torch.equal(tokens["per_completion_prefill"], tokens["shared_prefill"]))}
+
+
+def shared_prefill_summary(result: dict[str, Any]) -> dict[str, Any]:
+    """Per-completion / shared (> 1: sharing is faster) for the LoRA step's generation phase and whole step, and for
+    generation alone."""
+    out: dict[str, Any] = {}
+    if "lora_per_completion_prefill" in result:
+        def mean(run: dict[str, Any], key: str) -> float:
+            steps = run["steps"][1:] if len(run["steps"]) > 1 else run["steps"]
+            return statistics.fmean(s[key] for s in steps)
+
+        on, off = result["lora"], result["lora_per_completion_prefill"]
+        out["step"] = {k: {"shared_s": round(mean(on, k), 2), "per_completion_s": round(mean(off, k), 2),
+                           "per_completion_over_shared": round(mean(off, k) / mean(on, k), 2)}
+                       for k in ("generation", "step")}
+    if "shared_prefill_generation" in result:
+        g = result["shared_prefill_generation"]
+        runs = g["runs"]
+        out["generation_alone"] = {
+            "shared_s": _spread(runs["shared_prefill"]), "per_completion_s": _spread(runs["per_completion_prefill"]),
+            "per_completion_over_shared": round(statistics.fmean(runs["per_completion_prefill"])
+                                                / statistics.fmean(runs["shared_prefill"]), 2),
+            # on shared cores a load spike inflates single calls: the fastest call of each variant is the closest to
+            # its cost on a quiet machine, and each back-to-back pair shares the machine's state
+            "best_per_completion_over_best_shared": round(min(runs["per_completion_prefill"])
+                                                          / min(runs["shared_prefill"]), 2),
+            "paired": [round(a / b, 2) for a, b in zip(runs["per_completion_prefill"], runs["shared_prefill"])],
+            "same_tokens": g["same_tokens"]}
+    return out
+
+
+def shared_prefill_markdown(result: dict[str, Any], s: dict[str, Any]) -> list[str]:
+    lines = ["", "| shared prefill vs per-completion prefill | shared s | per-completion s | per-completion / shared |",
+             "|---|---:|---:|---:|"]
+    for k, v in s.get("step", {}).items():
+        lines.append(f"| LoRA GRPO step: {k} | {v['shared_s']:.2f} | {v['per_completion_s']:.2f} | "
+                     f"**{v['per_completion_over_shared']}×** |")
+    if "generation_alone" in s:
+        v, g = s["generation_alone"], result["shared_prefill_generation"]
+        lines.append(f"| generation alone, {g['rows'] // 4} prompts × 4 × {g['new_tokens']} tokens "
+                     f"(mean, min–max) | {v['shared_s']['mean']:.2f} ({v['shared_s']['min']:.2f}–"
+                     f"{v['shared_s']['max']:.2f}) | {v['per_completion_s']['mean']:.2f} "
+                     f"({v['per_completion_s']['min']:.2f}–{v['per_completion_s']['max']:.2f}) | "
+                     f"**{v['per_completion_over_shared']}×** |")
+        lines += ["", f"Generation alone: prompts of {g['prompt_tokens']} tokens (padded to "
+                  f"{g['padded_prompt_tokens']}); the two variants produced the same tokens: {g['same_tokens']}. "
+                  f"Fastest call / fastest call: **{v['best_per_completion_over_best_shared']}×**; "
+                  f"back-to-back pairs (per-completion / shared): {v['paired']}."]
+    return lines
+
+
 # --- summary ----------------------------------------------------------------------------------------------------
 
 def _spread(values: list[float]) -> dict[str, float]:
@@ -258,6 +369,7 @@ def summarise(result: dict[str, Any], n_params: float) -> dict[str, Any]:
         statistics.fmean(per_tok["repetition_control"]) / statistics.fmean(per_tok["batched"]), 2)
     # Noise: the spread of the same variant's repeats, as a fraction of its mean.
     summary["noise"] = {k: round((max(v) - min(v)) / statistics.fmean(v), 3) for k, v in per_call.items()}
+    summary["shared_prefill"] = shared_prefill_summary(result)
     return summary
 
 
@@ -287,7 +399,8 @@ def markdown(result: dict[str, Any], s: dict[str, Any]) -> str:
     lines += ["", f"- one prompt at a time / batched: **{r['one_prompt_at_a_time_over_batched']}×** the time",
               f"- repetition control on / off, per generated token: **{r['repetition_control_over_off_per_token']}×**",
               f"- full fine-tuning / LoRA, whole step: **{r['full_over_lora']['step']}×**",
-              f"- noise (max−min)/mean of repeated generation calls: {s['noise']}", ""]
+              f"- noise (max−min)/mean of repeated generation calls: {s['noise']}"]
+    lines += [*shared_prefill_markdown(result, s.get("shared_prefill", {})), ""]
     return "\n".join(lines)
 
 
@@ -303,13 +416,22 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeats", type=int, default=2, help="repeats of each generation-only variant")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--quick", action="store_true", help="smoke run: 1 step, 8 new tokens, 1 repeat")
-    p.add_argument("--out", type=Path, default=RESULTS / "grpo_step.json")
+    p.add_argument("--shared-prefill-only", action="store_true",
+                   help="only the shared vs per-completion prefill comparison (LoRA steps, then generation alone)")
+    p.add_argument("--out", type=Path, default=None,
+                   help="default bench/results/grpo_step.json (grpo_step_shared_prefill.json with "
+                        "--shared-prefill-only)")
     p.add_argument("--from-json", type=Path, help="only re-summarise the measurements of an earlier run's JSON")
     args = p.parse_args(argv)
+    if args.out is None:
+        args.out = RESULTS / ("grpo_step_shared_prefill.json" if args.shared_prefill_only else "grpo_step.json")
     if args.from_json:
         from bluerec.io import write_json_atomic, write_text_atomic
 
         result = json.loads(args.from_json.read_text())
+        if "full" not in result:  # a --shared-prefill-only run
+            write_shared_prefill(result, args.out)
+            return 0
         result["summary"] = summarise(result, n_params=134.5e6)
         write_json_atomic(args.out, result)
         write_text_atomic(args.out.with_suffix(".md"), markdown(result, result["summary"]))
@@ -335,14 +457,19 @@ def main(argv: list[str] | None = None) -> int:
             "threads": args.threads, "new_tokens": args.new_tokens, "steps_per_mode": args.steps,
             "torch": torch.__version__, "load_average_start": os.getloadavg(),
         }
+        embedder = Embedder(EmbedderConfig())
+        if args.shared_prefill_only:
+            return shared_prefill_only(args, embedder, work, result, t_all)
         result["matmul_flops"] = matmul_flops()
         print(f"matmul: {result['matmul_flops'] / 1e9:.1f} GFLOP/s", flush=True)
-        embedder = Embedder(EmbedderConfig())
         for mode, lora in (("lora", True), ("full", False)):
             result[mode] = run_steps(args, embedder, lora, work)
             print(mode, json.dumps(result[mode]["steps"]), flush=True)
+        result["lora_per_completion_prefill"] = run_steps(args, embedder, True, work, shared_prefill=False)
+        print("lora_per_completion_prefill", json.dumps(result["lora_per_completion_prefill"]["steps"]), flush=True)
         result["generation"] = generation_runs(args, args.dataset)
         print("generation", json.dumps(result["generation"]["runs"]), flush=True)
+        result["shared_prefill_generation"] = shared_prefill_generation(args, args.dataset)
         result["matmul_flops_end"] = matmul_flops()  # the machine is shared: is the reference stable?
     result["wall_s"] = round(time.perf_counter() - t_all, 1)
     result["load_average_end"] = os.getloadavg()
@@ -353,6 +480,40 @@ def main(argv: list[str] | None = None) -> int:
     write_text_atomic(args.out.with_suffix(".md"), md)
     print(md)
     return 0
+
+
+def shared_prefill_only(args: argparse.Namespace, embedder: Any, work: Path, result: dict[str, Any],
+                        t_all: float) -> int:
+    """Generation alone, then the LoRA step with shared prefill, then without (of the two step runs the first pays
+    any remaining warm-ups, which counts against sharing); table and JSON of the ratios."""
+    result["shared_prefill_generation"] = shared_prefill_generation(args, args.dataset)
+    if args.steps > 0:  # --steps 0: generation alone
+        result["lora"] = run_steps(args, embedder, True, work, shared_prefill=True)
+        print("lora shared prefill", json.dumps(result["lora"]["steps"]), flush=True)
+        result["lora_per_completion_prefill"] = run_steps(args, embedder, True, work, shared_prefill=False)
+        print("lora per-completion prefill", json.dumps(result["lora_per_completion_prefill"]["steps"]), flush=True)
+    result["wall_s"] = round(time.perf_counter() - t_all, 1)
+    result["load_average_end"] = os.getloadavg()
+    write_shared_prefill(result, args.out)
+    return 0
+
+
+def write_shared_prefill(result: dict[str, Any], out: Path) -> None:
+    """Summary, JSON and markdown of a ``--shared-prefill-only`` run."""
+    from bluerec.io import write_json_atomic, write_text_atomic
+
+    result["summary"] = {"shared_prefill": shared_prefill_summary(result)}
+    write_json_atomic(out, result)
+    md = "\n".join([f"# Shared prefill vs per-completion prefill, SmolLM2 GRPO settings ({result['machine']})", "",
+                    f"`{result['command']}` — wall time {result['wall_s']:.0f} s; load average "
+                    f"{result['load_average_start'][0]:.1f} at the start, {result['load_average_end'][0]:.1f} at "
+                    f"the end (the 2 cores are shared)." + (
+                        f" LoRA steps: shared {[s['step'] for s in result['lora']['steps']]} s, per-completion "
+                        f"{[s['step'] for s in result['lora_per_completion_prefill']['steps']]} s (the shared run "
+                        "goes first and pays any remaining warm-ups)." if "lora" in result else ""),
+                    *shared_prefill_markdown(result, result["summary"]["shared_prefill"]), ""])
+    write_text_atomic(out.with_suffix(".md"), md)
+    print(md)
 
 
 if __name__ == "__main__":

@@ -725,6 +725,10 @@ def train_blue(
             from bluerec.train.sampling import partition_invariant_trainer
 
             trainer_cls = partition_invariant_trainer(GRPOTrainer)
+        if config.grpo.shared_prefill and not config.grpo.use_vllm:  # one prefill per prompt, KV cache shared by G
+            from bluerec.train.shared_prefill import shared_prefill_trainer
+
+            trainer_cls = shared_prefill_trainer(trainer_cls)
         trainer = trainer_cls(
             model=model,
             reward_funcs=reward_funcs,

@@ -55,3 +55,22 @@ def test_summary_shares_ratios_and_mfu(bench):
     assert s["full"]["mfu"]["backward"] == pytest.approx(4 * 1e8 * 1000 / 6.0 / 1e11, rel=1e-3)  # weights' gradients too
     assert s["ratios"]["one_prompt_at_a_time_over_batched"] == 3.0
     assert s["ratios"]["repetition_control_over_off_per_token"] == 1.1
+
+
+def test_shared_prefill_ratios(bench):
+    result = {
+        "lora": {"steps": _steps(3.0) + _steps(1.0)},  # shared prefill; warm-up step left out
+        "lora_per_completion_prefill": {"steps": _steps(1.5)},
+        "shared_prefill_generation": {"runs": {"per_completion_prefill": [3.0, 5.0], "shared_prefill": [2.0, 2.0]},
+                                      "same_tokens": True, "rows": 16, "new_tokens": 40,
+                                      "prompt_tokens": [100, 90, 80, 70], "padded_prompt_tokens": 100},
+    }
+    s = bench.shared_prefill_summary(result)
+    assert s["step"]["generation"] == {"shared_s": 10.0, "per_completion_s": 15.0, "per_completion_over_shared": 1.5}
+    assert s["step"]["step"]["per_completion_over_shared"] == 1.5
+    assert s["generation_alone"]["per_completion_over_shared"] == 2.0 and s["generation_alone"]["same_tokens"]
+    assert s["generation_alone"]["best_per_completion_over_best_shared"] == 1.5
+    assert s["generation_alone"]["paired"] == [1.5, 2.5]
+    md = "\n".join(bench.shared_prefill_markdown(result, s))
+    assert "**1.5×**" in md and "**2.0×**" in md
+    assert bench.shared_prefill_summary({}) == {}  # older results without the comparison still summarise
