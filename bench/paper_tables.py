@@ -140,6 +140,7 @@ class Stages:
         self.log = work / "stage_log.jsonl"
         self.say = say
         self.seconds: dict[str, float] = {}
+        self.skipped: list[str] = []  # stages this run found done
 
     def path(self, name: str) -> Path:
         return self.dir / (name.replace("/", "__") + ".json")
@@ -160,6 +161,7 @@ class Stages:
             record = json.loads(found.read_text(encoding="utf-8"))
             self.seconds[name] = record["seconds"]
             self._log(name, "skipped", 0.0)
+            self.skipped.append(name)
             self.say(f"{name}: done earlier ({record['seconds']:.0f}s then)")
             return record["result"]
         self.say(f"{name}: running")
@@ -454,7 +456,8 @@ class Paper:
                 "finetune": {n: s.done(f"finetune/{n}") for n in self.c.datasets},
                 "sequential_training": {f"{m}/{n}": (s.done(f"{m}/{n}") or {}).get("training")
                                         for m in SEQUENTIAL for n in self.c.datasets},
-                "transfer": s.done("transfer"), "qa": s.done("qa"), "stage_seconds": s.seconds}
+                "transfer": s.done("transfer"), "qa": s.done("qa"), "stage_seconds": s.seconds,
+                "stages_resumed": list(s.skipped)}
 
 
 def _cell(cell: dict[str, Any] | None, protocol: str, metric: str) -> str:
@@ -470,7 +473,8 @@ def markdown(payload: dict[str, Any]) -> str:
     t = payload["tables"]
     lines = [f"# Paper tables ({payload['mode']})", "",
              f"Command: `{payload['command']}` — wall time {payload['seconds'] / 60:.1f} min "
-             f"({payload['time']}, {payload['machine']['cpus']} CPUs). Seeded test users per dataset: "
+             f"({payload['time']}, {payload['machine']['cpus']} CPUs; the stages' own time, resumed ones included, "
+             f"{sum(t['stage_seconds'].values()) / 60:.1f} min; {len(t['stages_resumed'])} stages found done). Seeded test users per dataset: "
              + ", ".join(f"{d} {n:,}" for d, n in t["n_users"].items()) + ". Trained profilers (warm start, "
              f"BLUE and the RL baselines) on: {', '.join(t['train_on'])} (— elsewhere). SASRec/BERT4Rec are ID-based: "
              "the same numbers under both embedders.", ""]
@@ -548,8 +552,8 @@ def smoke_config(work: Path, say: Say = print) -> PaperConfig:
         "qa": {"data_config": None, "dataset": str(folders[names[1]]), "profilers_from": names[0], "max_users": 12,
                "reader": str(model)},
         "cache_dir": None,
-        "warmstart_overrides": {"profiler": profiler, "warmstart.max_steps": 2, "warmstart.max_examples": 32,
-                                "warmstart.batch_size": 8, "warmstart.learning_rate": 3e-3, "selection.num_users": 8,
+        "warmstart_overrides": {"profiler": profiler, "warmstart.max_steps": 40, "warmstart.max_examples": 96,
+                                "warmstart.batch_size": 8, "warmstart.learning_rate": 1e-2, "selection.num_users": 8,
                                 "selection.max_new_tokens": 16, "choose_target": []},
         "train_overrides": {"profiler.backend": "micro", "profiler.lora.enabled": False, "profiler.device": "cpu",
                             "grpo.max_steps": 1, "grpo.save_steps": 1, "grpo.max_completion_length": 16,
