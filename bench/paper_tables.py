@@ -2,7 +2,8 @@
 library's resumable pieces:
 
     .venv/bin/python bench/paper_tables.py -c configs/paper/default.yaml        # the real run (days on 2 CPU cores)
-    .venv/bin/python bench/paper_tables.py --max-users 300 --grpo-steps 20 --datasets amazon2014-beauty
+    .venv/bin/python bench/paper_tables.py --max-users 300 --grpo-steps 20 --datasets amazon2014-beauty \
+        --stages train profiles finetune retrieval sequential --set finetune.max_pairs=500
     .venv/bin/python bench/paper_tables.py --smoke                              # the same composition in minutes
 
 Stages (``--stages``), each a result file ``<work>/stages/<stage>.json`` written atomically when it finishes and
@@ -121,8 +122,12 @@ class PaperConfig(StrictModel):
             raise ValueError(f"unknown stages {bad}; allowed: {list(STAGES)}")
         if not set(self.train_on) <= set(self.datasets):
             raise ValueError(f"train_on {self.train_on} must be among datasets {self.datasets}")
-        if self.transfer.source not in self.train_on or self.qa.profilers_from not in self.train_on:
-            raise ValueError("transfer.source and qa.profilers_from must be datasets of train_on")
+        if "transfer" in self.stages and self.transfer.source not in self.train_on:
+            raise ValueError(f"transfer.source {self.transfer.source!r} must be a dataset of train_on {self.train_on} "
+                             "(or leave 'transfer' out of stages)")
+        if "qa" in self.stages and self.qa.profilers_from not in self.train_on:
+            raise ValueError(f"qa.profilers_from {self.qa.profilers_from!r} must be a dataset of train_on "
+                             f"{self.train_on} (or leave 'qa' out of stages)")
         if not set(self.transfer.methods) <= set(self.trained):
             raise ValueError(f"transfer.methods {self.transfer.methods} must be keys of trained {list(self.trained)}")
         if "blue" not in self.trained:
@@ -570,11 +575,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("-c", "--config", type=Path, default=CONFIGS / "paper" / "default.yaml")
     p.add_argument("--max-users", type=int, default=None, help="seeded test users per dataset (config: 1000)")
     p.add_argument("--datasets", nargs="+", default=None, help="subset of the config's datasets")
-    p.add_argument("--train-on", nargs="+", default=None, help="datasets the profilers are trained on")
+    p.add_argument("--train-on", nargs="*", default=None, help="datasets the profilers are trained on (none: no training)")
     p.add_argument("--stages", nargs="+", default=None, help=f"of {list(STAGES)}")
     p.add_argument("--grpo-steps", type=int, default=None, help="GRPO steps of every trained method")
     p.add_argument("--num-threads", type=int, default=None)
     p.add_argument("--work", type=Path, default=None, help="work folder (config: runs/paper)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="any config key, dotted, value parsed as YAML (e.g. finetune.max_pairs=500, "
+                        "sasrec.max_seconds=300, prepared_root=/data/prepared); repeatable")
     p.add_argument("--smoke", action="store_true", help="synthetic domains, a micro profiler, tiny budgets")
     p.add_argument("--out", type=Path, default=None, help="results JSON (default bench/results/paper_tables.json)")
     args = p.parse_args(argv)
@@ -591,7 +599,14 @@ def main(argv: list[str] | None = None) -> int:
         if not SEQREC.is_dir():
             console.print(f"[yellow]skipped: {SEQREC} is absent (the shared real data sits beside the repository)[/]")
             return 0
+        import yaml
+
         over: dict[str, Any] = {}
+        for item in args.overrides:
+            key, sep, value = item.partition("=")
+            if not sep or not key:
+                raise SystemExit(f"--set {item!r}: expected KEY=VALUE")
+            over[key] = yaml.safe_load(value)
         if args.work:
             over["work"] = str(args.work)
         config = load_config(PaperConfig, args.config, over)
@@ -601,7 +616,9 @@ def main(argv: list[str] | None = None) -> int:
         update["max_users"] = args.max_users
     if args.datasets:
         update["datasets"] = args.datasets
-    if args.train_on:
+        if args.train_on is None:  # train only where the chosen datasets are
+            update["train_on"] = [d for d in config.train_on if d in args.datasets]
+    if args.train_on is not None:
         update["train_on"] = args.train_on
     if args.stages:
         update["stages"] = args.stages

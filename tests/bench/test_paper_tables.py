@@ -14,6 +14,46 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def _bench():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("paper_tables_bench", ROOT / "bench" / "paper_tables.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module
+
+
+def test_the_default_config_plans_every_method_on_one_warm_start(tmp_path):
+    from pydantic import ValidationError
+
+    from bluerec.config import load_config
+
+    bench = _bench()
+    cfg = load_config(bench.PaperConfig, ROOT / "configs" / "paper" / "default.yaml")
+    assert cfg.max_users == 1000 and cfg.transfer.source == "amazon2014-clothing" and set(cfg.stages) == set(bench.STAGES)
+    assert set(cfg.trained) == {"blue", "rlpf", "langptune", "rlaif"}
+    # prepared folders given, so nothing is prepared here
+    cfg = cfg.model_copy(update={"work": tmp_path, "datasets_prepared": {d: tmp_path / d for d in cfg.datasets}})
+    paper = bench.Paper(cfg, say=lambda m: None)
+    ws = paper.warmstart_config("amazon2014-beauty")
+    enabled = {}
+    for method in cfg.trained:
+        tc = paper.train_config("amazon2014-beauty", method)
+        assert tc.profiler.model == str(tmp_path / "amazon2014-beauty" / "warmstart" / "model")
+        assert tc.output_dir == tmp_path / "amazon2014-beauty" / "grpo" / method
+        assert tc.prompt == ws.prompt and tc.eval.select_best
+        enabled[method] = tc.rewards.enabled
+    assert enabled["blue"] == ["infonce", "multiple_choice", "length_penalty"]
+    for method in ("rlpf", "langptune", "rlaif"):
+        assert enabled[method] == [method, "length_penalty"]
+    assert not paper.zero_shot().lora.enabled
+    with pytest.raises(ValidationError, match="transfer.source"):
+        bench.PaperConfig.model_validate({**cfg.model_dump(), "train_on": ["amazon2014-beauty"]})
+    # without the transfer and QA stages the source need not be trained
+    bench.PaperConfig.model_validate({**cfg.model_dump(), "train_on": [], "stages": ["profiles", "retrieval"]})
+
+
 def _run(work: Path, out: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
            "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
