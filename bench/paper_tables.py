@@ -140,7 +140,8 @@ class PaperConfig(StrictModel):
 class Stages:
     """Runs named stages once: ``<work>/stages/<name>.json`` holds a finished stage's result; a rerun reads it."""
 
-    def __init__(self, work: Path, say: Say) -> None:
+    def __init__(self, work: Path, say: Say, fingerprint: str = "") -> None:
+        self.fingerprint = fingerprint  # of the config: a stage made under another one is not silently reused
         self.dir = work / "stages"
         self.log = work / "stage_log.jsonl"
         self.say = say
@@ -164,6 +165,10 @@ class Stages:
         found = self.path(name)
         if found.exists():
             record = json.loads(found.read_text(encoding="utf-8"))
+            if record.get("config") != self.fingerprint:
+                raise SystemExit(f"{found}: made under another config ({record.get('config')}, now {self.fingerprint}: "
+                                 "users, budgets, datasets or models changed); use a new --work, or delete the stage "
+                                 "files to redo")
             self.seconds[name] = record["seconds"]
             self._log(name, "skipped", 0.0)
             self.skipped.append(name)
@@ -173,7 +178,8 @@ class Stages:
         start = time.perf_counter()
         result = fn()
         seconds = time.perf_counter() - start
-        write_json_atomic(found, {"stage": name, "seconds": round(seconds, 1), "result": result})
+        write_json_atomic(found, {"stage": name, "config": self.fingerprint, "seconds": round(seconds, 1),
+                                  "result": result})
         self.seconds[name] = round(seconds, 1)
         self._log(name, "done", seconds)
         self.say(f"{name}: done in {seconds:.0f}s")
@@ -189,7 +195,13 @@ class Paper:
         self.c = config
         self.say = say
         self.work = Path(config.work)
-        self.stages = Stages(self.work, say)
+        import hashlib
+
+        # every key but the list of stages to run decides what a stage computes
+        settings = config.model_dump(mode="json", exclude={"stages"})
+        fingerprint = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
+        self.stages = Stages(self.work, say, fingerprint)
+        write_json_atomic(self.work / "config.json", {"fingerprint": fingerprint, "config": settings})
         self.ws_base = load_config(WarmStartRunConfig, CONFIGS / config.warmstart_config, {
             "dataset": "unused", "output_dir": "unused", **config.warmstart_overrides})
         self.embedder = self.ws_base.embedder

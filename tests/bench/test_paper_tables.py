@@ -126,3 +126,13 @@ def test_a_rerun_resumes_without_recomputing(smoke):
     again = json.loads(out.read_text())["tables"]
     assert json.dumps(again["retrieval"], sort_keys=True) == json.dumps(first["retrieval"], sort_keys=True)
     assert again["stage_seconds"] == first["stage_seconds"]
+
+
+def test_a_stage_made_under_another_config_is_not_reused(tmp_path):
+    bench = _bench()
+    stages = bench.Stages(tmp_path, say=lambda m: None, fingerprint="a")
+    calls = []
+    assert stages.run("x", lambda: calls.append(1) or {"v": 1}) == {"v": 1}
+    assert stages.run("x", lambda: calls.append(1) or {"v": 2}) == {"v": 1} and calls == [1]  # resumed
+    with pytest.raises(SystemExit, match="another config"):
+        bench.Stages(tmp_path, say=lambda m: None, fingerprint="b").run("x", lambda: {"v": 3})
