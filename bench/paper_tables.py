@@ -493,7 +493,7 @@ def markdown(payload: dict[str, Any]) -> str:
              f"({payload['time']}, {payload['machine']['cpus']} CPUs; the stages' own time, resumed ones included, "
              f"{sum(t['stage_seconds'].values()) / 60:.1f} min; {len(t['stages_resumed'])} stages found done). Seeded test users per dataset: "
              + ", ".join(f"{d} {n:,}" for d, n in t["n_users"].items()) + ". Trained profilers (warm start, "
-             f"BLUE and the RL baselines) on: {', '.join(t['train_on'])} (— elsewhere). SASRec/BERT4Rec are ID-based: "
+             f"BLUE and the RL baselines) on: {', '.join(t['train_on']) or 'none (this run trains nothing)'} (— elsewhere). SASRec/BERT4Rec are ID-based: "
              "the same numbers under both embedders.", ""]
     for emb in ("frozen", "finetuned"):
         for protocol in ("full", "sampled"):
