@@ -361,7 +361,8 @@ class Paper:
         if model == "sasrec":
             fit = sasrec.train_sasrec(data, sasrec.SASRecConfig(**settings), progress=lambda m: self.say("    " + m))
         else:
-            fit = bert4rec.train_bert4rec(data, bert4rec.BERT4RecConfig(**settings), progress=lambda m: self.say("    " + m))
+            fit = bert4rec.train_bert4rec(data, bert4rec.BERT4RecConfig(**settings),
+                                          progress=lambda m: self.say("    " + m))
         # the same seeded test users as every other method
         pos = {u: i for i, u in enumerate(data.users)}
         keep = [pos[u] for u in self.users(name)]
@@ -491,9 +492,11 @@ def markdown(payload: dict[str, Any]) -> str:
     lines = [f"# Paper tables ({payload['mode']})", "",
              f"Command: `{payload['command']}` — wall time {payload['seconds'] / 60:.1f} min "
              f"({payload['time']}, {payload['machine']['cpus']} CPUs; the stages' own time, resumed ones included, "
-             f"{sum(t['stage_seconds'].values()) / 60:.1f} min; {len(t['stages_resumed'])} stages found done). Seeded test users per dataset: "
+             f"{sum(t['stage_seconds'].values()) / 60:.1f} min; {len(t['stages_resumed'])} stages found done). "
+             "Seeded test users per dataset: "
              + ", ".join(f"{d} {n:,}" for d, n in t["n_users"].items()) + ". Trained profilers (warm start, "
-             f"BLUE and the RL baselines) on: {', '.join(t['train_on']) or 'none (this run trains nothing)'} (— elsewhere). SASRec/BERT4Rec are ID-based: "
+             f"BLUE and the RL baselines) on: {', '.join(t['train_on']) or 'none (this run trains nothing)'} "
+             "(— elsewhere). SASRec/BERT4Rec are ID-based: "
              "the same numbers under both embedders.", ""]
     for emb in ("frozen", "finetuned"):
         for protocol in ("full", "sampled"):
@@ -587,7 +590,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("-c", "--config", type=Path, default=CONFIGS / "paper" / "default.yaml")
     p.add_argument("--max-users", type=int, default=None, help="seeded test users per dataset (config: 1000)")
     p.add_argument("--datasets", nargs="+", default=None, help="subset of the config's datasets")
-    p.add_argument("--train-on", nargs="*", default=None, help="datasets the profilers are trained on (none: no training)")
+    p.add_argument("--train-on", nargs="*", default=None,
+                   help="datasets the profilers are trained on (given without names: no training)")
     p.add_argument("--stages", nargs="+", default=None, help=f"of {list(STAGES)}")
     p.add_argument("--grpo-steps", type=int, default=None, help="GRPO steps of every trained method")
     p.add_argument("--num-threads", type=int, default=None)
