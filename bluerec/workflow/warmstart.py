@@ -166,8 +166,13 @@ def _warm_start_one(config: WarmStartRunConfig, dataset: Any, target: str, folde
     from bluerec.profiler.loader import load_profiler
     from bluerec.train.trainer import save_final
 
-    profiler = load_profiler(config.profiler, trainable=config.profiler.lora.enabled)
+    from transformers import set_seed
+
     ws = config.warmstart.model_copy(update={"target": target})
+    # LoRA adapters are initialised from the global RNG: seed it, or the warm start depends on whatever drew random
+    # numbers earlier in the process (a quick start and a benchmark gave different warm starts for the same seed).
+    set_seed(ws.seed)
+    profiler = load_profiler(config.profiler, trainable=config.profiler.lora.enabled)
 
     def progress(row: dict[str, Any]) -> None:
         say(f"    {target}: step {row['step']}/{row['max_steps']} loss {row['loss']:.3f}")

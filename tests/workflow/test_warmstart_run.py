@@ -75,3 +75,22 @@ def test_bad_config_is_one_line_naming_the_file(tmp_path, word_dataset, qwen2_di
         load_config(WarmStartRunConfig, path)
     proc = run_cli("warmstart", "-c", str(path), cwd=tmp_path)
     assert_one_line_error(proc, str(path), "choose_target")
+
+
+def test_lora_warm_start_does_not_depend_on_earlier_random_draws(tmp_path, word_dataset, qwen2_dir):
+    """LoRA adapters start from the global RNG: the run seeds it, so what ran before in the process does not matter."""
+    import torch
+
+    weights = []
+    for i in range(2):
+        (tmp_path / str(i)).mkdir()
+        cfg = load_config(WarmStartRunConfig, tiny_yaml(tmp_path / str(i), word_dataset, qwen2_dir))
+        cfg = cfg.model_copy(update={
+            "choose_target": [], "profiler": cfg.profiler.model_copy(update={
+                "lora": cfg.profiler.lora.model_copy(update={"enabled": True, "r": 4})}),
+            "warmstart": cfg.warmstart.model_copy(update={"target": "recent_items", "max_steps": 2})})
+        torch.manual_seed(1234 + i)
+        torch.rand(1000 * (i + 1))  # a different RNG state before each run
+        run_warmstart(cfg)
+        weights.append((cfg.output_dir / "model" / "model.safetensors").read_bytes())
+    assert weights[0] == weights[1]
