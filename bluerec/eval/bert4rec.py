@@ -32,10 +32,8 @@ Example::
 
 from __future__ import annotations
 
-import copy
 import logging
 import math
-import time
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -45,7 +43,7 @@ from torch import nn
 
 from bluerec.config import StrictModel
 from bluerec.eval.evaluator import RetrievalEvaluator
-from bluerec.eval.sasrec import SASRecData, SASRecFit, left_pad, sasrec_evaluators, valid_evaluator
+from bluerec.eval.sasrec import EpochTracker, SASRecData, SASRecFit, left_pad, sasrec_evaluators, valid_evaluator
 
 logger = logging.getLogger(__name__)
 
@@ -201,9 +199,7 @@ def _train(data: SASRecData, config: BERT4RecConfig, say: Callable[[str], None])
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: min((s + 1) / warm, max(0.0, (total_steps - s) / max(total_steps - warm, 1))))
     evaluator = valid_evaluator(data)
-    fit = SASRecFit(model=model)
-    best, best_state, bad = -math.inf, None, 0
-    start = time.perf_counter()
+    tracker = EpochTracker(model, config, evaluator, say)
     for epoch in range(1, config.max_epochs + 1):
         order = rng.permutation(trainable)
         total, batches = 0.0, 0
@@ -222,33 +218,10 @@ def _train(data: SASRecData, config: BERT4RecConfig, say: Callable[[str], None])
             sched.step()
             total += float(loss.detach())
             batches += 1
-        fit.losses.append(total / max(batches, 1))
-        fit.epochs = epoch
-        elapsed = time.perf_counter() - start
-        over_time = config.max_seconds is not None and elapsed >= config.max_seconds
-        if evaluator is not None and (epoch % config.eval_every == 0 or epoch == config.max_epochs or over_time):
-            ndcg = evaluator.evaluate(user_vectors(model, data.valid_history), item_vectors(model)).metrics["ndcg@10"]
-            fit.valid_ndcg[epoch] = round(float(ndcg), 5)
-            say(f"epoch {epoch}: loss {fit.losses[-1]:.4f}, valid ndcg@10 {ndcg:.4f} ({elapsed:.0f}s)")
-            if ndcg > best:
-                best, best_state, bad, fit.best_epoch = ndcg, copy.deepcopy(model.state_dict()), 0, epoch
-            else:
-                bad += 1
-                if bad >= config.patience:
-                    fit.stopped = "early_stopping"
-                    break
-        else:
-            say(f"epoch {epoch}: loss {fit.losses[-1]:.4f} ({elapsed:.0f}s)")
-        if over_time:
-            fit.stopped = "time_budget"
+        if tracker.end_epoch(epoch, total / max(batches, 1),
+                             lambda: (user_vectors(model, data.valid_history), item_vectors(model))):
             break
-    if best_state is not None:
-        model.load_state_dict(best_state)
-    else:
-        fit.best_epoch = fit.epochs
-    model.eval()
-    fit.seconds = time.perf_counter() - start
-    return fit
+    return tracker.finish()
 
 
 def evaluate_bert4rec(model: BERT4Rec, data: SASRecData,

@@ -249,6 +249,59 @@ def valid_evaluator(data: SASRecData) -> RetrievalEvaluator | None:
                               EvalConfig(protocol="full", ks=[10], ties="average", top_n=0))
 
 
+
+class EpochTracker:
+    """The epoch bookkeeping SASRec and BERT4Rec share: the mean loss per epoch, validation NDCG@10 every
+    ``eval_every`` epochs (and at the last epoch or the time budget), the best weights, early stopping after
+    ``patience`` evaluations without improvement, and the wall-time budget ``max_seconds``."""
+
+    def __init__(self, model: torch.nn.Module, config: Any, evaluator: RetrievalEvaluator | None,
+                 say: Callable[[str], None]) -> None:
+        self.model, self.config, self.evaluator, self.say = model, config, evaluator, say
+        self.fit = SASRecFit(model=model)
+        self.best, self.best_state, self.bad = -math.inf, None, 0
+        self.start = time.perf_counter()
+
+    def end_epoch(self, epoch: int, mean_loss: float,
+                  valid_vectors: Callable[[], tuple[np.ndarray, np.ndarray]]) -> bool:
+        """Record one finished epoch; ``valid_vectors`` gives the (validation user, item) vectors when an evaluation
+        is due. Returns ``True`` when training should stop."""
+        config, fit = self.config, self.fit
+        fit.losses.append(mean_loss)
+        fit.epochs = epoch
+        elapsed = time.perf_counter() - self.start
+        over_time = config.max_seconds is not None and elapsed >= config.max_seconds
+        if self.evaluator is not None and (epoch % config.eval_every == 0 or epoch == config.max_epochs
+                                           or over_time):
+            ndcg = self.evaluator.evaluate(*valid_vectors()).metrics["ndcg@10"]
+            fit.valid_ndcg[epoch] = round(float(ndcg), 5)
+            self.say(f"epoch {epoch}: loss {mean_loss:.4f}, valid ndcg@10 {ndcg:.4f} ({elapsed:.0f}s)")
+            if ndcg > self.best:
+                self.best, self.best_state, self.bad = ndcg, copy.deepcopy(self.model.state_dict()), 0
+                fit.best_epoch = epoch
+            else:
+                self.bad += 1
+                if self.bad >= config.patience:
+                    fit.stopped = "early_stopping"
+                    return True
+        else:
+            self.say(f"epoch {epoch}: loss {mean_loss:.4f} ({elapsed:.0f}s)")
+        if over_time:
+            fit.stopped = "time_budget"
+            return True
+        return False
+
+    def finish(self) -> SASRecFit:
+        """Load the best weights (the last ones when nothing was evaluated), eval mode, the wall time."""
+        if self.best_state is not None:
+            self.model.load_state_dict(self.best_state)
+        else:
+            self.fit.best_epoch = self.fit.epochs
+        self.model.eval()
+        self.fit.seconds = time.perf_counter() - self.start
+        return self.fit
+
+
 def train_sasrec(data: SASRecData, config: SASRecConfig | None = None,
                  progress: Callable[[str], None] | None = None) -> SASRecFit:
     """Train SASRec on ``data.train`` with early stopping on validation NDCG@10; returns the best weights."""
@@ -272,9 +325,7 @@ def _train(data: SASRecData, config: SASRecConfig, say: Callable[[str], None]) -
     if not trainable:
         raise ValueError("no user has two training items: nothing to learn from")
     evaluator = valid_evaluator(data)
-    fit = SASRecFit(model=model)
-    best, best_state, bad = -math.inf, None, 0
-    start = time.perf_counter()
+    tracker = EpochTracker(model, config, evaluator, say)
     for epoch in range(1, config.max_epochs + 1):
         order = rng.permutation(trainable)
         total, batches = 0.0, 0
@@ -291,34 +342,10 @@ def _train(data: SASRecData, config: SASRecConfig, say: Callable[[str], None]) -
             opt.step()
             total += float(loss.detach())
             batches += 1
-        fit.losses.append(total / max(batches, 1))
-        fit.epochs = epoch
-        elapsed = time.perf_counter() - start
-        over_time = config.max_seconds is not None and elapsed >= config.max_seconds
-        if evaluator is not None and (epoch % config.eval_every == 0 or epoch == config.max_epochs or over_time):
-            ndcg = evaluator.evaluate(user_vectors(model, data.valid_history, config.maxlen),
-                                      item_vectors(model)).metrics["ndcg@10"]
-            fit.valid_ndcg[epoch] = round(float(ndcg), 5)
-            say(f"epoch {epoch}: loss {fit.losses[-1]:.4f}, valid ndcg@10 {ndcg:.4f} ({elapsed:.0f}s)")
-            if ndcg > best:
-                best, best_state, bad, fit.best_epoch = ndcg, copy.deepcopy(model.state_dict()), 0, epoch
-            else:
-                bad += 1
-                if bad >= config.patience:
-                    fit.stopped = "early_stopping"
-                    break
-        else:
-            say(f"epoch {epoch}: loss {fit.losses[-1]:.4f} ({elapsed:.0f}s)")
-        if over_time:
-            fit.stopped = "time_budget"
+        if tracker.end_epoch(epoch, total / max(batches, 1),
+                             lambda: (user_vectors(model, data.valid_history, config.maxlen), item_vectors(model))):
             break
-    if best_state is not None:
-        model.load_state_dict(best_state)
-    else:
-        fit.best_epoch = fit.epochs
-    model.eval()
-    fit.seconds = time.perf_counter() - start
-    return fit
+    return tracker.finish()
 
 
 def sasrec_evaluators(data: SASRecData, protocols: Sequence[EvalConfig] | None = None,
