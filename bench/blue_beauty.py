@@ -245,6 +245,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--num-threads", type=int, default=None,
                    help="torch threads of every stage (default: the configs' num_threads); 1 on a busy machine, where "
                         "two threads competing with other processes make each step several times slower")
+    p.add_argument("--warmstart-target", default=None,
+                   help="warm-start this one target instead of the config's choose_target candidates (a choice made "
+                        "on validation users by an earlier run, to save its ~15 min per extra candidate)")
     p.add_argument("--smoke", action="store_true", help="a small synthetic dataset, a micro profiler, a few steps")
     p.add_argument("--out", type=Path, default=RESULTS / "blue_beauty.json")
     args = p.parse_args(argv)
@@ -264,6 +267,8 @@ def main(argv: list[str] | None = None) -> int:
         subset = SUBSET
     if args.max_users and not args.smoke:
         ev_over["max_users"] = args.max_users
+    if args.warmstart_target:
+        ws_over.update({"choose_target": [], "warmstart.target": args.warmstart_target})
     if args.num_threads:
         ws_over["num_threads"] = train_over["num_threads"] = args.num_threads
     plan = make_plan(dataset, args.work, variants=args.variants, max_users=args.max_users or None,
