@@ -3,12 +3,16 @@ composition of the library's workflow, each stage the same call as a CLI command
 
     .venv/bin/python bench/blue_beauty.py --max-users 2000                 # the real run (hours on 2 cores)
     .venv/bin/python bench/blue_beauty.py --variants both                   # one ablation at a time also works
+    .venv/bin/python bench/blue_beauty.py --variants both context           # BLUE with / without other users' context
     .venv/bin/python bench/blue_beauty.py --smoke                           # the plumbing in a few minutes
 
 Stages (each resumes: a rerun reuses what is finished and continues what is not):
 
 1. warm start — ``bluerec warmstart -c configs/warmstart/beauty_smollm2.yaml`` (:func:`bluerec.workflow.run_warmstart`):
-   every candidate target warm-started, the best on **validation** users kept as ``<work>/warmstart/model``;
+   every candidate target warm-started, the best on **validation** users kept as ``<work>/warmstart/model``; a
+   variant whose prompt differs (``context``: the collaborative section "Often bought next by other shoppers…")
+   gets its own warm start with that prompt, ``<work>/warmstart_<variant>/model``, and its own zero-shot and
+   warm-start rows (``zero_shot_<variant>``, ``warmstart_<variant>``);
 2. GRPO per ablation — ``bluerec train -c configs/train/beauty_smollm2[_<variant>].yaml --resume``
    (:func:`bluerec.train.train_blue`) from that warm start; ``eval.select_best`` keeps the checkpoint with the best
    validation NDCG@10 as ``<work>/grpo/<variant>/best`` (steps > 0: every row is "after RL");
@@ -47,6 +51,7 @@ from bluerec.config import load_config  # noqa: E402
 from bluerec.eval.run import EvaluateConfig  # noqa: E402
 from bluerec.io import write_json_atomic  # noqa: E402
 from bluerec.profiler.config import ProfilerConfig  # noqa: E402
+from bluerec.profiler.prompts import PromptConfig  # noqa: E402
 from bluerec.train.config import BlueTrainConfig  # noqa: E402
 from bluerec.workflow import WarmStartRunConfig  # noqa: E402
 
@@ -56,7 +61,8 @@ RESULTS = ROOT / "bench" / "results"
 CONFIGS = ROOT / "configs"
 # Ablation → its YAML (each but "both" is a few lines extending beauty_smollm2.yaml with ``base:``).
 VARIANTS = {"both": "beauty_smollm2.yaml", "embedding": "beauty_smollm2_embedding.yaml",
-            "text": "beauty_smollm2_text.yaml", "one_way": "beauty_smollm2_one_way.yaml"}
+            "text": "beauty_smollm2_text.yaml", "one_way": "beauty_smollm2_one_way.yaml",
+            "context": "beauty_smollm2_context.yaml"}
 REFERENCES = ["last_item", "history_text", "template", "zero_shot"]
 console = Console(width=120)
 Say = Callable[[str], None]
@@ -64,17 +70,32 @@ Say = Callable[[str], None]
 
 @dataclass
 class Plan:
-    """Every stage's typed config, pointed at one dataset and one work folder."""
+    """Every stage's typed config, pointed at one dataset and one work folder.
+
+    ``warmstarts`` maps a prompt's tag to the warm start trained with that prompt: ``""`` for the warm-start
+    config's own prompt (``<work>/warmstart``), a variant's name for a variant whose prompt differs (for example
+    ``context``, with the collaborative section: ``<work>/warmstart_context``). ``prompts`` gives each profile row
+    (``zero_shot[_tag]``, ``warmstart[_tag]``, ``blue_<variant>``) the prompt its profiler reads."""
 
     dataset: Path
     work: Path
-    warmstart: WarmStartRunConfig
+    warmstarts: dict[str, WarmStartRunConfig]
     train: dict[str, BlueTrainConfig]
     evaluate: EvaluateConfig
     zero_shot: ProfilerConfig
+    prompts: dict[str, PromptConfig]
     max_new_tokens: int = 48
     generation_batch_size: int = 32
     notes: list[str] = field(default_factory=list)
+
+    @property
+    def warmstart(self) -> WarmStartRunConfig:
+        """The warm start of the warm-start config's own prompt."""
+        return self.warmstarts[""]
+
+
+def _suffix(tag: str) -> str:
+    return f"_{tag}" if tag else ""
 
 
 def make_plan(dataset: Path, work: Path, *, variants: list[str], max_users: int | None,
@@ -82,35 +103,51 @@ def make_plan(dataset: Path, work: Path, *, variants: list[str], max_users: int 
               train_dir: Path = CONFIGS / "train", warmstart_overrides: dict[str, Any] | None = None,
               train_overrides: dict[str, Any] | None = None, evaluate_overrides: dict[str, Any] | None = None,
               cache_dir: Path | None = ROOT / ".cache" / "embeddings") -> Plan:
-    """Load the YAML configs with the run's paths as overrides (dotted keys, as ``--output-dir`` would)."""
+    """Load the YAML configs with the run's paths as overrides (dotted keys, as ``--output-dir`` would).
+
+    GRPO must start from a warm start trained on its own prompts: a variant whose ``prompt`` differs from the
+    warm-start config's gets a warm start of its own (the same config with that prompt)."""
     unknown = [v for v in variants if v not in VARIANTS]
     if unknown:
         raise SystemExit(f"unknown variant(s) {unknown}; allowed: {list(VARIANTS)}")
-    ws = load_config(WarmStartRunConfig, warmstart_config, {
-        "dataset": str(dataset), "output_dir": str(work / "warmstart"), "item_cache_dir": str(cache_dir) if cache_dir
-        else None, **(warmstart_overrides or {})})
-    warm_model = work / "warmstart" / "model"
+
+    def warm_config(tag: str, prompt: PromptConfig | None = None) -> WarmStartRunConfig:
+        over = {"dataset": str(dataset), "output_dir": str(work / f"warmstart{_suffix(tag)}"),
+                "item_cache_dir": str(cache_dir) if cache_dir else None, **(warmstart_overrides or {})}
+        if prompt is not None:  # a longer prompt (a context section) keeps its SFT pairs
+            over["prompt"] = prompt.model_dump(mode="json")
+            over["warmstart.max_prompt_tokens"] = max(prompt.max_prompt_tokens,
+                                                      warmstarts[""].warmstart.max_prompt_tokens)
+        return load_config(WarmStartRunConfig, warmstart_config, over)
+
+    warmstarts = {"": warm_config("")}
+    prompts = {"zero_shot": warmstarts[""].prompt, "warmstart": warmstarts[""].prompt}
     train = {}
     for variant in variants:
         cfg = load_config(BlueTrainConfig, train_dir / VARIANTS[variant], {
-            "dataset": str(dataset), "profiler.model": str(warm_model), "output_dir": str(work / "grpo" / variant),
+            "dataset": str(dataset), "output_dir": str(work / "grpo" / variant),
             "item_cache_dir": str(cache_dir) if cache_dir else None, **(train_overrides or {})})
-        if cfg.prompt != ws.prompt:  # GRPO must see the prompts the warm start was trained on
-            raise SystemExit(f"{train_dir / VARIANTS[variant]}: prompt differs from {warmstart_config}'s; "
-                             "keep the two equal")
+        tag = next((t for t, ws in warmstarts.items() if ws.prompt == cfg.prompt), None)
+        if tag is None:
+            tag = variant
+            warmstarts[tag] = warm_config(tag, cfg.prompt)
+            prompts[f"zero_shot_{tag}"] = prompts[f"warmstart_{tag}"] = cfg.prompt
         if not cfg.eval.select_best:
             raise SystemExit(f"{train_dir / VARIANTS[variant]}: set eval.select_best: true (the test rows use best/)")
-        train[variant] = cfg
-    profiled = ["zero_shot", "warmstart", *(f"blue_{v}" for v in variants)]
+        train[variant] = cfg.model_copy(update={"profiler": cfg.profiler.model_copy(update={
+            "model": str(work / f"warmstart{_suffix(tag)}" / "model")})})
+        prompts[f"blue_{variant}"] = cfg.prompt
+    ws = warmstarts[""]
     ev = EvaluateConfig.model_validate({
         "dataset": str(dataset), "split": "test",
-        "profiles": {name: str(work / "profiles" / f"{name}.test.jsonl") for name in profiled}, "max_users": max_users, "cache_dir": str(cache_dir) if cache_dir
-        else None, "embedder": ws.embedder.model_dump(),
+        "profiles": {name: str(work / "profiles" / f"{name}.test.jsonl") for name in prompts}, "max_users": max_users,
+        "cache_dir": str(cache_dir) if cache_dir else None, "embedder": ws.embedder.model_dump(),
         "protocols": [{"protocol": "full"}, {"protocol": "sampled", "num_negatives": 99, "seed": 0}],
         "intervals": {"references": REFERENCES}, **(evaluate_overrides or {})})
     zero_shot = ws.profiler.model_copy(update={"lora": ws.profiler.lora.model_copy(update={"enabled": False})})
-    return Plan(dataset=dataset, work=work, warmstart=ws, train=train, evaluate=ev, zero_shot=zero_shot,
-                max_new_tokens=ws.selection.max_new_tokens, generation_batch_size=ws.selection.batch_size)
+    return Plan(dataset=dataset, work=work, warmstarts=warmstarts, train=train, evaluate=ev, zero_shot=zero_shot,
+                prompts=prompts, max_new_tokens=ws.selection.max_new_tokens,
+                generation_batch_size=ws.selection.batch_size)
 
 
 def _fingerprint(folder: Path) -> str:
@@ -142,8 +179,11 @@ def run_plan(plan: Plan, say: Say = print, embedder: Any = None) -> dict[str, An
     lap = StageTimer(lambda stage, s: say(f"{stage} done in {s:.0f}s"))
     timings = lap.timings
 
-    say("1/3 warm start (bluerec warmstart): candidate targets, chosen on validation users")
-    warm = run_warmstart(plan.warmstart, say=lambda m: say("    " + m))
+    warm: dict[str, Any] = {}
+    for tag, ws in plan.warmstarts.items():
+        say(f"1/3 warm start{' (' + tag + ' prompt)' if tag else ''} (bluerec warmstart): candidate targets, "
+            "chosen on validation users")
+        warm[tag] = run_warmstart(ws, say=lambda m: say("    " + m))
     lap("warm start")
 
     grpo: dict[str, Any] = {}
@@ -168,20 +208,25 @@ def run_plan(plan: Plan, say: Say = print, embedder: Any = None) -> dict[str, An
 
     say("3/3 evaluate (bluerec evaluate): every method on the same seeded test users")
     ds = PreparedDataset(plan.dataset)
-    models: dict[str, Path | str] = {"zero_shot": plan.zero_shot.model, "warmstart": Path(warm["model"])}
+    models: dict[str, Path | str] = {}
+    for tag, w in warm.items():
+        models[f"zero_shot{_suffix(tag)}"] = plan.zero_shot.model
+        models[f"warmstart{_suffix(tag)}"] = Path(w["model"])
     models.update({f"blue_{v}": Path(g["profiler"]) for v, g in grpo.items()})
     ev = plan.evaluate
     run = EvaluationRun(ev, embedder=embedder, say=lambda m: say("    " + m))
     users = [ex.user_id for ex in run.examples]
     for name, model in models.items():
         t = time.perf_counter()
-        profiler = plan.zero_shot if name == "zero_shot" else plan.zero_shot.model_copy(update={"model": str(model)})
-        generate_profile_file(profiler, ds, "test", fresh_profiles(ev.profiles[name], model), plan.warmstart.prompt,
+        profiler = plan.zero_shot if model == plan.zero_shot.model else plan.zero_shot.model_copy(
+            update={"model": str(model)})
+        generate_profile_file(profiler, ds, "test", fresh_profiles(ev.profiles[name], model), plan.prompts[name],
                               plan.max_new_tokens, user_ids=users, batch_size=plan.generation_batch_size)
         say(f"    profiles {name}: {len(users)} users in {time.perf_counter() - t:.0f}s")
     summary = run.run_all(plan.work / "eval")
     lap("evaluate")
-    return {"summary": summary, "warmstart": warm, "grpo": grpo, "timings_s": timings}
+    return {"summary": summary, "warmstart": warm[""] if list(warm) == [""] else warm, "grpo": grpo,
+            "timings_s": timings}
 
 
 def _read_rows(path: Path) -> list[dict[str, Any]]:

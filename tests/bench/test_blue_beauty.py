@@ -39,25 +39,37 @@ def test_plan_points_every_stage_at_one_dataset_and_work_folder(bench, tmp_path)
     assert plan.warmstart.profiler.model == "smollm2-135m-instruct" and len(plan.warmstart.targets) >= 2
     for variant, cfg in plan.train.items():
         assert cfg.dataset == data and cfg.output_dir == work / "grpo" / variant
-        assert cfg.profiler.model == str(work / "warmstart" / "model")  # GRPO starts from the chosen warm start
-        assert cfg.prompt == plan.warmstart.prompt and cfg.eval.select_best
+        tag = "context" if variant == "context" else ""
+        own = plan.warmstarts[tag]  # GRPO starts from the chosen warm start of its own prompt
+        assert cfg.profiler.model == str(own.output_dir / "model") and cfg.prompt == own.prompt
+        assert cfg.eval.select_best and plan.prompts[f"blue_{variant}"] == cfg.prompt
     r = {v: c.rewards for v, c in plan.train.items()}
     assert r["both"].enabled == ["infonce", "multiple_choice", "length_penalty"]
     assert r["embedding"].enabled == ["infonce", "length_penalty"] and r["embedding"].infonce.weight_item_to_profile > 0
     assert r["text"].enabled == ["multiple_choice", "length_penalty"]
     assert r["one_way"].enabled == ["infonce", "length_penalty"] and r["one_way"].infonce.weight_item_to_profile == 0
+    assert r["context"] == r["both"]  # the context variant changes the prompt only
     ev = plan.evaluate
     assert ev.split == "test" and ev.max_users == 2000 and ev.intervals.references == bench.REFERENCES
-    assert set(ev.profiles) == {"zero_shot", "warmstart", *(f"blue_{v}" for v in bench.VARIANTS)}
+    assert set(ev.profiles) == {"zero_shot", "warmstart", "zero_shot_context", "warmstart_context",
+                                *(f"blue_{v}" for v in bench.VARIANTS)}
     assert not plan.zero_shot.lora.enabled and plan.zero_shot.model == "smollm2-135m-instruct"
     with pytest.raises(SystemExit, match="unknown variant"):
         bench.make_plan(data, work, variants=["nope"], max_users=None)
 
 
-def test_a_prompt_that_differs_from_the_warm_starts_is_refused(bench, tmp_path):
-    with pytest.raises(SystemExit, match="prompt differs"):
-        bench.make_plan(tmp_path, tmp_path, variants=["both"], max_users=None,
-                        train_overrides={"prompt.max_history_items": 9})
+def test_a_variant_with_its_own_prompt_gets_its_own_warm_start(bench, tmp_path):
+    plan = bench.make_plan(tmp_path, tmp_path, variants=["both", "context"], max_users=None)
+    base, context = plan.warmstarts[""], plan.warmstarts["context"]
+    assert set(plan.warmstarts) == {"", "context"} and context.output_dir == tmp_path / "warmstart_context"
+    assert not base.prompt.collaborative.enabled and context.prompt.collaborative.enabled
+    assert context.prompt == plan.train["context"].prompt and context.warmstart.max_prompt_tokens == 256
+    assert context.choose_target == base.choose_target and context.warmstart.max_steps == base.warmstart.max_steps
+    assert plan.prompts["zero_shot_context"] == context.prompt and plan.prompts["zero_shot"] == base.prompt
+    # variants that share a prompt share one warm start
+    plan = bench.make_plan(tmp_path, tmp_path, variants=["both", "text"], max_users=None)
+    assert list(plan.warmstarts) == [""] and set(plan.evaluate.profiles) == {"zero_shot", "warmstart", "blue_both",
+                                                                              "blue_text"}
 
 
 def test_profiles_of_another_model_are_not_resumed(bench, tmp_path):
@@ -78,11 +90,13 @@ def test_the_composition_runs_end_to_end_and_resumes(bench, fixtures, tmp_path):
     data = fixtures.write_word_dataset(tmp_path / "data")
     model = fixtures.save_tiny_qwen2(tmp_path / "qwen2")
     tiny = ROOT / "configs" / "warmstart" / "tiny.yaml"
-    prompt = load_config(WarmStartRunConfig, tiny).prompt.model_dump(mode="json")
+    prompt = {f"prompt.{k}": v for k, v in load_config(WarmStartRunConfig, tiny).prompt.model_dump(
+        mode="json", exclude={"collaborative"}).items()}  # field by field: "context" keeps its section
+    # "context" keeps its collaborative section over the tiny prompt: a second warm start with that prompt.
     plan = bench.make_plan(
-        data, tmp_path / "work", variants=["both", "one_way"], max_users=None, warmstart_config=tiny,
+        data, tmp_path / "work", variants=["both", "context"], max_users=None, warmstart_config=tiny,
         warmstart_overrides={"profiler": {"model": str(model), "device": "cpu"}}, cache_dir=None,
-        train_overrides={"prompt": prompt, "profiler.lora.enabled": False, "profiler.device": "cpu",
+        train_overrides={**prompt, "profiler.lora.enabled": False, "profiler.device": "cpu",
                          "num_threads": 1, "grpo.max_steps": 2, "grpo.save_steps": 1,
                          "grpo.max_completion_length": 8, "grpo.batch_size": 8, "eval.every_steps": 1,
                          "eval.num_users": 4, "eval.batch_size": 4, "max_train_examples": 8,
@@ -93,9 +107,15 @@ def test_the_composition_runs_end_to_end_and_resumes(bench, fixtures, tmp_path):
     out = bench.run_plan(plan, say=lambda m: None, embedder=None)
     summary = out["summary"]
     methods = set(summary["results"])
-    assert {"zero_shot", "warmstart", "blue_both", "blue_one_way", "last_item", "template"} <= methods
+    assert {"zero_shot", "warmstart", "zero_shot_context", "warmstart_context", "blue_both", "blue_context",
+            "last_item", "template", "successor_text"} <= methods
     assert summary["n_users"] == 12  # every method on the same users
-    for variant in ("both", "one_way"):
+    assert Path(out["warmstart"]["context"]["model"]) == tmp_path / "work" / "warmstart_context" / "model"
+    assert plan.train["context"].profiler.model == out["warmstart"]["context"]["model"]
+    header = "Often bought next"  # the context rows' prompts carry the section, the others' do not
+    context_prompts = [ex for ex in plan.prompts.values() if ex.collaborative.enabled]
+    assert len(context_prompts) == 3 and header in context_prompts[0].collaborative.header
+    for variant in ("both", "context"):
         best = out["grpo"][variant]["best"]
         assert best["step"] >= 1 and Path(out["grpo"][variant]["profiler"]).name == "best"
         steps = [c["step"] for c in out["grpo"][variant]["validation"]]
