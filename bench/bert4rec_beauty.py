@@ -14,7 +14,6 @@ Writes ``bench/results/bert4rec_beauty.json`` and ``.md``.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys
@@ -35,11 +34,11 @@ from bluerec.eval.bert4rec import BERT4RecConfig, evaluate_bert4rec, train_bert4
 from bluerec.eval.evaluator import EvalConfig  # noqa: E402
 from bluerec.eval.sasrec import sasrec_data, sasrec_evaluators  # noqa: E402
 from bluerec.io import write_json_atomic, write_text_atomic  # noqa: E402
+from published import by_epoch, compare_published, recompare  # noqa: E402  (bench/published.py)
 
 SHARED = ROOT.parent / "shared" / "data" / "seqrec_benchmark_amazon"
 RESULTS = ROOT / "bench" / "results"
 SUBSET = "amazon2014-beauty"
-TOLERANCE = 0.15
 
 PUBLISHED: dict[str, dict[str, Any]] = {
     "sampled_popularity": {
@@ -66,19 +65,6 @@ def protocols() -> list[EvalConfig]:
                        ties="average")]
 
 
-def compare(metrics: dict[str, dict[str, float]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for protocol, ref in PUBLISHED.items():
-        got = metrics[protocol]
-        rows = {}
-        for name, ours_key in (("hr@10", "recall@10"), ("ndcg@10", "ndcg@10")):
-            ours = float(got[ours_key])
-            rows[name] = {"ours": round(ours, 4), "published": ref[name], "ratio": round(ours / ref[name], 3),
-                          "within_15pct": abs(ours / ref[name] - 1) <= TOLERANCE}
-        out[protocol] = {"metrics": rows, **{k: ref[k] for k in ("source", "protocol", "data_note")}}
-    return out
-
-
 def markdown(payload: dict[str, Any]) -> str:
     t, m = payload["training"], payload["metrics"]
     lines = [f"**BERT4Rec on {SUBSET}** ({payload['n_users']:,} test users, {payload['n_items']:,} items; "
@@ -94,7 +80,7 @@ def markdown(payload: dict[str, Any]) -> str:
     for protocol, ref in payload["comparison"].items():
         lines.append(f"- {protocol}: {ref['source']}; protocol: {ref['protocol']}; data: {ref['data_note']}.")
     if t["stopped"] == "time_budget":
-        lines.append(f"- training stopped at the time budget (validation NDCG@10 by epoch: {t['valid_ndcg@10']}); "
+        lines.append(f"- training stopped at the time budget (validation NDCG@10 by epoch: {by_epoch(t['valid_ndcg@10'])}); "
                      "the paper trains far longer, so this short run is a lower bound.")
     lines.append(f"\nCommand: `{payload['command']}`")
     return "\n".join(lines) + "\n"
@@ -113,11 +99,7 @@ def main() -> int:
                    help="only redo the published comparison and the markdown of an existing --out (no training)")
     args = p.parse_args()
     if args.recompare:
-        payload = json.loads(args.out.read_text(encoding="utf-8"))
-        payload["comparison"] = compare(payload["metrics"])
-        write_json_atomic(args.out, payload)
-        write_text_atomic(args.out.with_suffix(".md"), markdown(payload))
-        console.print(markdown(payload))
+        console.print(recompare(args.out, PUBLISHED, markdown))
         return 0
     if not SHARED.is_dir():
         console.print(f"[yellow]skipped: {SHARED} is absent (the shared real data sits beside the repository)[/]")
@@ -145,7 +127,7 @@ def main() -> int:
         "n_users": len(data.users), "n_items": data.n_items,
         "training": fit.record(),
         "metrics": {k: {m: round(v, 5) for m, v in d.items()} for k, d in metrics.items()},
-        "comparison": compare(metrics),
+        "comparison": compare_published(metrics, PUBLISHED),
         "seconds": round(time.perf_counter() - start, 1),
     }
     write_json_atomic(args.out, payload)

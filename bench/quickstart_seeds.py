@@ -85,6 +85,16 @@ def markdown(payload: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def finished(results: Path, config: QuickstartConfig) -> dict[str, Any] | None:
+    """The quick start's ``results.json`` when it was made with exactly ``config`` (seed, threads and every other
+    setting), else None: a run with other settings, or one from before results recorded their config, is redone."""
+    try:
+        summary = json.loads(results.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return summary if summary.get("config") == config.model_dump(mode="json") else None
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -101,10 +111,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.num_threads:
             config = config.model_copy(update={"num_threads": args.num_threads})
         out = args.work / f"quickstart-seed{seed}-threads{config.num_threads}"
-        done = out / "results.json"
-        if done.exists() and json.loads(done.read_text()).get("seed") == seed:
-            console.print(f"seed {seed}: done earlier ({done})")
-            summary = json.loads(done.read_text())
+        summary = finished(out / "results.json", config)
+        if summary is not None:
+            console.print(f"seed {seed}: done earlier ({out / 'results.json'})")
         else:
             console.print(f"[bold]seed {seed}[/]: bluerec quickstart --out {out}")
             summary = run_quickstart(config, out,

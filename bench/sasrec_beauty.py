@@ -14,7 +14,6 @@ with published SASRec figures under the matching protocol (see ``PUBLISHED``). W
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys
@@ -35,11 +34,11 @@ from bluerec.data.prepare import prepared_seqrec  # noqa: E402
 from bluerec.eval.sasrec import (SASRecConfig, evaluate_sasrec, sasrec_data, sasrec_evaluators,  # noqa: E402
                                  train_sasrec)
 from bluerec.io import write_json_atomic, write_text_atomic  # noqa: E402
+from published import by_epoch, compare_published, recompare  # noqa: E402  (bench/published.py)
 
 SHARED = ROOT.parent / "shared" / "data" / "seqrec_benchmark_amazon"
 RESULTS = ROOT / "bench" / "results"
 SUBSET = "amazon2014-beauty"
-TOLERANCE = 0.15
 
 # Published SASRec figures on Amazon Beauty, by protocol. Each names its source precisely and how its data differs.
 PUBLISHED: dict[str, dict[str, Any]] = {
@@ -64,22 +63,6 @@ def prepared(data_root: Path) -> PreparedDataset:
                                            progress=lambda m: console.print(f"  [dim]{m}[/]")))
 
 
-def compare(metrics: dict[str, dict[str, float]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for protocol, ref in PUBLISHED.items():
-        if ref is None or protocol not in metrics:
-            continue
-        got = metrics[protocol]
-        rows = {}
-        for name, ours_key in (("hr@10", "recall@10"), ("ndcg@10", "ndcg@10")):
-            ours = float(got[ours_key])
-            rows[name] = {"ours": round(ours, 4), "published": ref[name], "ratio": round(ours / ref[name], 3),
-                          "within_15pct": abs(ours / ref[name] - 1) <= TOLERANCE}
-        out[protocol] = {"metrics": rows, "source": ref["source"], "protocol": ref["protocol"],
-                         "data_note": ref["data_note"]}
-    return out
-
-
 def markdown(payload: dict[str, Any]) -> str:
     m = payload["metrics"]
     lines = [f"**SASRec on {SUBSET}** ({payload['n_users']:,} test users, {payload['n_items']:,} items; "
@@ -102,7 +85,7 @@ def markdown(payload: dict[str, Any]) -> str:
                      "(no primary table found that could be quoted precisely), so there is no reference check here.")
     if payload["training"]["stopped"] == "time_budget":
         lines.append("- training stopped at the time budget before validation NDCG@10 had levelled off "
-                     f"({payload['training']['valid_ndcg@10']}); the original trains up to 200 epochs.")
+                     f"({by_epoch(payload['training']['valid_ndcg@10'])}); the original trains up to 200 epochs.")
     lines.append(f"\nCommand: `{payload['command']}`")
     return "\n".join(lines) + "\n"
 
@@ -119,11 +102,7 @@ def main() -> int:
                    help="only redo the published comparison of an existing --out (no training)")
     args = p.parse_args()
     if args.recompare:
-        payload = json.loads(args.out.read_text(encoding="utf-8"))
-        payload["comparison"] = compare(payload["metrics"])
-        write_json_atomic(args.out, payload)
-        write_text_atomic(args.out.with_suffix(".md"), markdown(payload))
-        console.print(markdown(payload))
+        console.print(recompare(args.out, PUBLISHED, markdown))
         return 0
     if not SHARED.is_dir():
         console.print(f"[yellow]skipped: {SHARED} is absent (the shared real data sits beside the repository)[/]")
@@ -150,7 +129,7 @@ def main() -> int:
         "n_users": len(data.users), "n_items": data.n_items,
         "training": fit.record(),
         "metrics": {k: {m: round(v, 5) for m, v in d.items()} for k, d in metrics.items()},
-        "comparison": compare(metrics),
+        "comparison": compare_published(metrics, PUBLISHED),
         "seconds": round(time.perf_counter() - start, 1),
     }
     write_json_atomic(args.out, payload)

@@ -283,6 +283,7 @@ def run_quickstart(config: QuickstartConfig, out: Path, say: Say) -> dict[str, A
     summary["timings_s"] = timings
     summary["profiler"] = config.profiler.model
     summary["seed"] = config.seed
+    summary["config"] = config.model_dump(mode="json")  # what made these numbers (a rerun can tell if it may reuse)
     # What the report compares: before → after BLUE, in this order, with their labels.
     summary["compare"] = profiled
     summary["method_labels"] = {"zero_shot": "Zero-shot profiler (no training)",

@@ -1,4 +1,5 @@
-"""bench/quickstart_seeds.py's comparison of gains with the spread across seeds (pure arithmetic)."""
+"""bench/quickstart_seeds.py: the comparison of gains with the spread across seeds (pure arithmetic), and which
+finished runs a rerun may reuse."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
-from quickstart_seeds import compare, markdown, seed_row  # noqa: E402
+from quickstart_seeds import compare, finished, markdown, seed_row  # noqa: E402
 
 
 def _summary(zero: float, warm: float, blue: float) -> dict:
@@ -33,3 +34,19 @@ def test_margin_is_the_smallest_gain_over_the_spread():
 def test_a_gain_inside_the_spread_has_margin_below_one():
     rows = {s: seed_row(_summary(0.03, 0.04, b)) for s, b in enumerate([0.035, 0.06])}
     assert compare(rows)["margin"] < 1
+
+
+def test_a_finished_seed_is_reused_only_with_the_same_settings(tmp_path):
+    import json
+
+    from bluerec.pipeline import QuickstartConfig
+
+    config = QuickstartConfig(seed=1)
+    results = tmp_path / "results.json"
+    assert finished(results, config) is None  # nothing yet
+    results.write_text(json.dumps({"seed": 1, "n_users": 120}))
+    assert finished(results, config) is None  # from before results recorded their config
+    results.write_text(json.dumps({"seed": 1, "config": config.model_dump(mode="json")}))
+    assert finished(results, config)["seed"] == 1
+    assert finished(results, config.model_copy(update={"num_threads": 1})) is None  # same seed, other settings
+    assert finished(results, QuickstartConfig(seed=2)) is None

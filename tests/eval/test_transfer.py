@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -10,18 +9,9 @@ import pytest
 import torch
 
 from bluerec.config import parse_config
-from bluerec.data.dataset import PreparedDataset
 from bluerec.eval.transfer import TransferConfig, run_transfer
-from bluerec.profiler.backends.micro import MicroModelConfig, build_micro_profiler, corpus_for
-from bluerec.profiler.prompts import PromptConfig
+from support.micro_profiler import PROMPT, tiny_embedder, warm_micro_profiler
 from support.synth_prepared import synth_prepared
-
-_spec = importlib.util.spec_from_file_location("_embed_fixtures", Path(__file__).parents[1] / "embed" / "conftest.py")
-_fixtures = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_fixtures)  # type: ignore[union-attr]
-
-PROMPT = {"max_history_items": 4, "max_prompt_tokens": 192, "max_item_chars": 40, "review_snippet_chars": 0,
-          "include_ratings": False, "item_field": "title"}
 
 
 @pytest.fixture(scope="module")
@@ -32,26 +22,13 @@ def world(tmp_path_factory):
     root = tmp_path_factory.mktemp("transfer")
     a = synth_prepared(root / "a", n_users=40, n_items=40, seed=1)
     b = synth_prepared(root / "b", n_users=50, n_items=45, seed=2, category="Video_Games")
-    from bluerec.pipeline import warm_start_profiler
-    from bluerec.profiler.config import ProfilerConfig
-    from bluerec.profiler.loader import load_profiler
-    from bluerec.profiler.warmstart import WarmStartConfig
-
     elsewhere = root / "elsewhere" / "run"
-    micro = build_micro_profiler(corpus_for(PreparedDataset(a)), root / "micro", vocab_size=2048,
-                                 model_config=MicroModelConfig(hidden_size=64, num_hidden_layers=1,
-                                                               num_attention_heads=2, num_key_value_heads=1,
-                                                               intermediate_size=128),
-                                 prompt_config=PromptConfig(**PROMPT))
-    prof = load_profiler(ProfilerConfig(backend="micro", model=str(micro), device="cpu"))
-    warm_start_profiler(prof, PreparedDataset(a), PromptConfig(**PROMPT),
-                        WarmStartConfig(target="template", max_examples=64, max_steps=60, batch_size=8,
-                                        learning_rate=1e-2, max_prompt_tokens=256, max_target_tokens=16),
-                        elsewhere / "final", seed=0)
+    warm_micro_profiler(a, root, elsewhere / "final", hidden_size=64, intermediate_size=128, max_steps=60,
+                        learning_rate=1e-2)
     import yaml
 
     (elsewhere / "train_config.yaml").write_text(yaml.safe_dump({"prompt": PROMPT}))
-    tiny = _fixtures.build_tiny_model(root / "emb", hidden=32)
+    tiny = tiny_embedder(root / "emb")
     return a, b, elsewhere / "final", tiny
 
 

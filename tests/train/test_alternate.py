@@ -2,47 +2,23 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 
 from bluerec.config import parse_config
-from bluerec.data.dataset import PreparedDataset
-from bluerec.profiler.backends.micro import MicroModelConfig, build_micro_profiler, corpus_for
-from bluerec.profiler.prompts import PromptConfig
 from bluerec.train.alternate import STATE_FILE, AlternateConfig, run_alternating
+from support.micro_profiler import PROMPT, tiny_embedder, warm_micro_profiler
 from support.synth_prepared import synth_prepared
-
-_spec = importlib.util.spec_from_file_location("_embed_fixtures", Path(__file__).parents[1] / "embed" / "conftest.py")
-_fixtures = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_fixtures)  # type: ignore[union-attr]
-
-PROMPT = {"max_history_items": 4, "max_prompt_tokens": 192, "max_item_chars": 40, "review_snippet_chars": 0,
-          "include_ratings": False, "item_field": "title"}
 
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
     root = tmp_path_factory.mktemp("alt")
     data = synth_prepared(root, n_users=40, n_items=40)
-    micro = build_micro_profiler(corpus_for(PreparedDataset(data)), root / "micro", vocab_size=2048,
-                                 model_config=MicroModelConfig(hidden_size=32, num_hidden_layers=1,
-                                                               num_attention_heads=2, num_key_value_heads=1,
-                                                               intermediate_size=64),
-                                 prompt_config=PromptConfig(**PROMPT))
-    # A short supervised warm start on template profiles, so that greedy profiles are not empty.
-    from bluerec.pipeline import warm_start_profiler
-    from bluerec.profiler.config import ProfilerConfig
-    from bluerec.profiler.loader import load_profiler
-    from bluerec.profiler.warmstart import WarmStartConfig
-
-    prof = load_profiler(ProfilerConfig(backend="micro", model=str(micro), device="cpu"))
-    warm = WarmStartConfig(target="template", max_examples=64, max_steps=30, batch_size=8, learning_rate=5e-3,
-                           max_prompt_tokens=256, max_target_tokens=16)
-    warm_start_profiler(prof, PreparedDataset(data), PromptConfig(**PROMPT), warm, root / "warm", seed=0)
-    tiny = _fixtures.build_tiny_model(root / "emb", hidden=32)
+    warm_micro_profiler(data, root, root / "warm")  # greedy profiles that are not empty
+    tiny = tiny_embedder(root / "emb")
     return data, root / "warm", tiny
 
 
