@@ -21,6 +21,13 @@ Stages (each resumes: a rerun reuses what is finished and continues what is not)
    users, full ranking and 100 sampled candidates, with paired bootstrap 95% intervals against last item, raw
    history text, template and the zero-shot profile.
 
+After a run, every profile method's test profiles are kept in ``bench/results/blue_beauty_profiles/`` (gzipped JSONL
+and ``provenance.json``: the warm-start choice, each GRPO run's best step and validation curve). The models are not
+kept, so a later invocation on another machine adds rows with ``--reuse-profiles``: the stored methods are evaluated
+from their profiles on the same users, and only what the new rows need is trained and generated::
+
+    .venv/bin/python bench/blue_beauty.py --variants both text --reuse-profiles   # warm start again + GRPO text only
+
 The configs are the YAML files themselves; this script only points them at one dataset and one work folder
 (``dataset``, ``profiler.model`` = the chosen warm start, ``output_dir``). The test split is read only in stage 3.
 ``--smoke`` runs the same composition on a small synthetic dataset with a micro profiler and a few steps (numbers
@@ -167,20 +174,93 @@ def fresh_profiles(path: Path, profiler: Path | str) -> Path:
     return path
 
 
-def run_plan(plan: Plan, say: Say = print, embedder: Any = None) -> dict[str, Any]:
-    """The three stages of the module docstring; returns what goes into the results JSON."""
+def _tag_of(plan: Plan, variant: str) -> str:
+    """The warm start a variant's GRPO starts from (the tag of its prompt)."""
+    return next(t for t, ws in plan.warmstarts.items() if ws.prompt == plan.train[variant].prompt)
+
+
+def stored_profiles(folder: Path | None, names: list[str], users: list[str]) -> dict[str, Path]:
+    """The profile files of ``folder`` (``<name>.test.jsonl.gz``, as :func:`export_profiles` writes them) that hold
+    a profile for every user of ``users``: those methods need neither generation nor the training behind them."""
+    import gzip
+    import json
+
+    found: dict[str, Path] = {}
+    for name in names:
+        path = folder / f"{name}.test.jsonl.gz" if folder is not None else None
+        if path is None or not path.exists():
+            continue
+        with gzip.open(path, "rt", encoding="utf-8") as fh:
+            have = {str(json.loads(line)["user_id"]) for line in fh if line.strip()}
+        if set(users) <= have:
+            found[name] = path
+    return found
+
+
+def export_profiles(plan: Plan, folder: Path, record: dict[str, Any]) -> None:
+    """Keep every profile method's test profiles (gzipped JSONL) and what made them (``provenance.json``: warm
+    starts, GRPO runs), so that a later invocation — another ablation, on a machine that no longer has the models —
+    evaluates them beside its own rows with ``--reuse-profiles`` instead of training and generating them again."""
+    import gzip
+    import shutil
+
+    from bluerec.io import write_json_atomic
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, src in plan.evaluate.profiles.items():
+        tmp = folder / f".{name}.test.jsonl.gz.tmp"
+        with open(src, "rb") as fin, gzip.GzipFile(tmp, "wb", mtime=0) as fout:  # mtime 0: same bytes every run
+            shutil.copyfileobj(fin, fout)
+        os.replace(tmp, folder / f"{name}.test.jsonl.gz")
+    previous = _read_json(folder / "provenance.json")
+    merged = {key: {**previous.get(key, {}), **record.get(key, {})} for key in ("warmstart", "grpo", "profiles")}
+    write_json_atomic(folder / "provenance.json", merged)
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    import json
+
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
+def run_plan(plan: Plan, say: Say = print, embedder: Any = None, reuse: Path | None = None,
+             export: Path | None = None) -> dict[str, Any]:
+    """The three stages of the module docstring; returns what goes into the results JSON.
+
+    ``reuse``: a folder of :func:`export_profiles`; a method whose stored profiles cover the test users is not
+    generated again, and the warm start or GRPO run only it needed is skipped (its record comes from the folder's
+    ``provenance.json``). ``export``: where to keep this run's profiles and records for such reuse."""
+    import gzip
+    import shutil
+
     from bluerec.data.dataset import PreparedDataset
-    from bluerec.eval.run import EvaluationRun
-    from bluerec.pipeline import StageTimer, generate_profile_file, train_printer
+    from bluerec.eval.run import EvaluationRun, select_examples
+    from bluerec.pipeline import StageTimer, example_users, generate_profile_file, train_printer
     from bluerec.train.select import read_best
     from bluerec.train.trainer import train_blue
     from bluerec.workflow import run_warmstart
 
     lap = StageTimer(lambda stage, s: say(f"{stage} done in {s:.0f}s"))
     timings = lap.timings
+    ev = plan.evaluate
+    ds = PreparedDataset(plan.dataset)
+    users = [ex.user_id for ex in select_examples(ds, "test", ev.max_users, ev.seed)]
+    stored = stored_profiles(reuse, list(plan.prompts), users)
+    prior = _read_json(reuse / "provenance.json") if reuse is not None else {}
+    if stored:
+        say(f"reusing stored test profiles of {', '.join(stored)} ({reuse})")
+    to_train = [v for v in plan.train if f"blue_{v}" not in stored]
+    warm_needed = {_tag_of(plan, v) for v in to_train} | {
+        t for t in plan.warmstarts if f"warmstart{_suffix(t)}" not in stored}
 
     warm: dict[str, Any] = {}
     for tag, ws in plan.warmstarts.items():
+        if tag not in warm_needed:
+            warm[tag] = prior.get("warmstart", {}).get(tag, {"model": str(Path(ws.output_dir) / "model")})
+            continue
         say(f"1/3 warm start{' (' + tag + ' prompt)' if tag else ''} (bluerec warmstart): candidate targets, "
             "chosen on validation users")
         warm[tag] = run_warmstart(ws, say=lambda m: say("    " + m))
@@ -189,6 +269,10 @@ def run_plan(plan: Plan, say: Say = print, embedder: Any = None) -> dict[str, An
     grpo: dict[str, Any] = {}
     for i, (variant, cfg) in enumerate(plan.train.items(), 1):
         out = Path(cfg.output_dir)
+        if variant not in to_train:
+            say(f"2/3 GRPO {variant} ({i}/{len(plan.train)}): its test profiles are stored, no training")
+            grpo[variant] = prior.get("grpo", {}).get(variant, {})
+            continue
         best = read_best(out)
         if best is not None and (out / "final" / "config.json").exists():
             say(f"2/3 GRPO {variant} ({i}/{len(plan.train)}): done earlier, best step {best['step']}")
@@ -207,26 +291,38 @@ def run_plan(plan: Plan, say: Say = print, embedder: Any = None) -> dict[str, An
     lap("grpo")
 
     say("3/3 evaluate (bluerec evaluate): every method on the same seeded test users")
-    ds = PreparedDataset(plan.dataset)
     models: dict[str, Path | str] = {}
     for tag, w in warm.items():
         models[f"zero_shot{_suffix(tag)}"] = plan.zero_shot.model
         models[f"warmstart{_suffix(tag)}"] = Path(w["model"])
-    models.update({f"blue_{v}": Path(g["profiler"]) for v, g in grpo.items()})
-    ev = plan.evaluate
+    models.update({f"blue_{v}": Path(g["profiler"]) for v, g in grpo.items() if "profiler" in g})
     run = EvaluationRun(ev, embedder=embedder, say=lambda m: say("    " + m))
-    users = [ex.user_id for ex in run.examples]
-    for name, model in models.items():
+    assert [ex.user_id for ex in run.examples] == users  # the sample the stored profiles were checked against
+    made: dict[str, Any] = {}
+    for name in plan.prompts:
+        path = Path(ev.profiles[name])
+        if name in stored:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with gzip.open(stored[name], "rb") as fin, open(path, "wb") as fout:
+                shutil.copyfileobj(fin, fout)
+            path.with_name(path.name + ".source").write_text(f"stored:{stored[name]}")
+            made[name] = prior.get("profiles", {}).get(name, {"stored": str(stored[name])})
+            continue
+        model = models[name]
         t = time.perf_counter()
         profiler = plan.zero_shot if model == plan.zero_shot.model else plan.zero_shot.model_copy(
             update={"model": str(model)})
-        generate_profile_file(profiler, ds, "test", fresh_profiles(ev.profiles[name], model), plan.prompts[name],
+        generate_profile_file(profiler, ds, "test", fresh_profiles(path, model), plan.prompts[name],
                               plan.max_new_tokens, user_ids=users, batch_size=plan.generation_batch_size)
+        made[name] = {"model": str(model), "users": len(users), "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
         say(f"    profiles {name}: {len(users)} users in {time.perf_counter() - t:.0f}s")
     summary = run.run_all(plan.work / "eval")
+    examples = example_users(run, list(plan.prompts), n=3, seed=ev.seed)  # profiles before and after BLUE
     lap("evaluate")
-    return {"summary": summary, "warmstart": warm[""] if list(warm) == [""] else warm, "grpo": grpo,
-            "timings_s": timings}
+    if export is not None:
+        export_profiles(plan, export, {"warmstart": warm, "grpo": grpo, "profiles": made})
+    return {"summary": summary, "examples": examples, "reused": sorted(stored), "warmstart": warm[""] if list(warm) == [""] else warm,
+            "grpo": grpo, "timings_s": timings}
 
 
 def _read_rows(path: Path) -> list[dict[str, Any]]:
@@ -271,11 +367,27 @@ def smoke_setup(work: Path, say: Say = print) -> tuple[Path, dict[str, Any], dic
 
 
 def markdown(payload: dict[str, Any]) -> str:
-    from bluerec.eval.run import markdown_table
+    from bluerec.eval.run import intervals_markdown, markdown_table
 
     s = payload["summary"]
+    reused = payload.get("reused_profiles") or []
+    note = (f"\n\nRows {', '.join(reused)}: test profiles stored by an earlier run ({payload['profiles_dir']}), "
+            "evaluated here on the same users.\n" if reused else "\n")
     return (f"**{payload['subset']}**, {s['n_users']:,} test users, {s['n_items']:,} items — `{payload['command']}` "
-            f"({payload['seconds'] / 60:.0f} min)\n\n" + markdown_table(s["results"]))
+            f"({payload['seconds'] / 60:.0f} min)\n\n" + markdown_table(s["results"]) + note
+            + intervals_markdown(s) + examples_markdown(payload.get("examples") or []))
+
+
+def examples_markdown(examples: list[dict[str, Any]]) -> str:
+    """Three seeded test users: history, the true next item, and each profile method's profile with the rank it
+    gives the next item (full ranking)."""
+    lines = ["", "**Example users** (seeded; history oldest first, last 8)", ""] if examples else []
+    for user in examples:
+        lines += [f"*user {user['user_id']}* — history: " + "; ".join(user["history"]), "",
+                  f"next item: **{user['next_item']}**", ""]
+        lines += [f"- {m} (rank {info['rank'] + 1}): {info['profile']}" for m, info in user["methods"].items()]
+        lines.append("")
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -293,6 +405,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--warmstart-target", default=None,
                    help="warm-start this one target instead of the config's choose_target candidates (a choice made "
                         "on validation users by an earlier run, to save its ~15 min per extra candidate)")
+    p.add_argument("--profiles-dir", type=Path, default=RESULTS / "blue_beauty_profiles",
+                   help="where every profile method's test profiles are kept after a run (gzipped JSONL + "
+                        "provenance.json), for --reuse-profiles")
+    p.add_argument("--reuse-profiles", action="store_true",
+                   help="methods whose profiles --profiles-dir already holds for the test users are not generated "
+                        "again, nor trained (e.g. add one ablation to an earlier run's rows on another machine)")
     p.add_argument("--smoke", action="store_true", help="a small synthetic dataset, a micro profiler, a few steps")
     p.add_argument("--out", type=Path, default=RESULTS / "blue_beauty.json")
     args = p.parse_args(argv)
@@ -300,6 +418,8 @@ def main(argv: list[str] | None = None) -> int:
     say: Say = lambda m: console.print(m, highlight=False, markup=False)  # noqa: E731
     if args.smoke:
         args.work = args.work.with_name(args.work.name + "_smoke")
+        if args.profiles_dir == RESULTS / "blue_beauty_profiles":
+            args.profiles_dir = args.work / "stored_profiles"
         dataset, ws_over, train_over, ev_over = smoke_setup(args.work, say)
         subset = "synthetic (smoke)"
     else:
@@ -323,7 +443,7 @@ def main(argv: list[str] | None = None) -> int:
         import torch
 
         torch.set_num_threads(args.num_threads)  # the evaluation stage's generation
-    out = run_plan(plan, say)
+    out = run_plan(plan, say, reuse=args.profiles_dir if args.reuse_profiles else None, export=args.profiles_dir)
     from bluerec.eval.evaluator import print_summary
     from bluerec.io import write_text_atomic
 
@@ -338,6 +458,7 @@ def main(argv: list[str] | None = None) -> int:
         "subset": subset, "configs": {"warmstart": str(args.warmstart_config),
                                       "train": {v: str(args.train_dir / VARIANTS[v]) for v in args.variants}},
         "summary": summary, "warmstart": out["warmstart"], "grpo": out["grpo"], "timings_s": out["timings_s"],
+        "reused_profiles": out["reused"], "profiles_dir": str(args.profiles_dir), "examples": out["examples"],
     }
     write_json_atomic(args.out, payload)
     write_text_atomic(args.out.with_suffix(".md"), markdown(payload))

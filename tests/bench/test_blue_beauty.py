@@ -92,19 +92,25 @@ def test_the_composition_runs_end_to_end_and_resumes(bench, fixtures, tmp_path):
     tiny = ROOT / "configs" / "warmstart" / "tiny.yaml"
     prompt = {f"prompt.{k}": v for k, v in load_config(WarmStartRunConfig, tiny).prompt.model_dump(
         mode="json", exclude={"collaborative"}).items()}  # field by field: "context" keeps its section
-    # "context" keeps its collaborative section over the tiny prompt: a second warm start with that prompt.
-    plan = bench.make_plan(
-        data, tmp_path / "work", variants=["both", "context"], max_users=None, warmstart_config=tiny,
-        warmstart_overrides={"profiler": {"model": str(model), "device": "cpu"}}, cache_dir=None,
-        train_overrides={**prompt, "profiler.lora.enabled": False, "profiler.device": "cpu",
-                         "num_threads": 1, "grpo.max_steps": 2, "grpo.save_steps": 1,
-                         "grpo.max_completion_length": 8, "grpo.batch_size": 8, "eval.every_steps": 1,
-                         "eval.num_users": 4, "eval.batch_size": 4, "max_train_examples": 8,
-                         "reader": {"model": "same_as_profiler", "max_length": 128}},
-        evaluate_overrides={"intervals": {"references": bench.REFERENCES, "n_resamples": 50},
-                            "protocols": [{"protocol": "full"}]})
-    plan.max_new_tokens = 8
-    out = bench.run_plan(plan, say=lambda m: None, embedder=None)
+
+    def make(work: Path, variants: list[str]):
+        # "context" keeps its collaborative section over the tiny prompt: a second warm start with that prompt.
+        plan = bench.make_plan(
+            data, work, variants=variants, max_users=None, warmstart_config=tiny,
+            warmstart_overrides={"profiler": {"model": str(model), "device": "cpu"}}, cache_dir=None,
+            train_overrides={**prompt, "profiler.lora.enabled": False, "profiler.device": "cpu",
+                             "num_threads": 1, "grpo.max_steps": 2, "grpo.save_steps": 1,
+                             "grpo.max_completion_length": 8, "grpo.batch_size": 8, "eval.every_steps": 1,
+                             "eval.num_users": 4, "eval.batch_size": 4, "max_train_examples": 8,
+                             "reader": {"model": "same_as_profiler", "max_length": 128}},
+            evaluate_overrides={"intervals": {"references": bench.REFERENCES, "n_resamples": 50},
+                                "protocols": [{"protocol": "full"}]})
+        plan.max_new_tokens = 8
+        return plan
+
+    plan = make(tmp_path / "work", ["both", "context"])
+    stored = tmp_path / "stored"
+    out = bench.run_plan(plan, say=lambda m: None, embedder=None, export=stored)
     summary = out["summary"]
     methods = set(summary["results"])
     assert {"zero_shot", "warmstart", "zero_shot_context", "warmstart_context", "blue_both", "blue_context",
@@ -121,6 +127,10 @@ def test_the_composition_runs_end_to_end_and_resumes(bench, fixtures, tmp_path):
         steps = [c["step"] for c in out["grpo"][variant]["validation"]]
         assert best["step"] in steps
     assert "blue_both" in summary["intervals"]  # paired intervals against the references
+    assert len(out["examples"]) == 3 and set(out["examples"][0]["methods"]) == set(plan.prompts)
+    md = bench.markdown({"subset": "s", "command": "c", "seconds": 60, "summary": summary, "reused_profiles": [],
+                         "profiles_dir": "d", "examples": out["examples"]})
+    assert "| blue_context |" in md and "− last_item" in md and md.count("next item: **") == 3
     profiles = tmp_path / "work" / "profiles" / "blue_both.test.jsonl"
     assert len(profiles.read_text().splitlines()) == 12
 
@@ -130,3 +140,14 @@ def test_the_composition_runs_end_to_end_and_resumes(bench, fixtures, tmp_path):
     again = bench.run_plan(plan, say=lambda m: None, embedder=None)
     assert weights.stat().st_mtime_ns == mtime
     assert json.dumps(again["summary"]["results"], sort_keys=True) == json.dumps(summary["results"], sort_keys=True)
+
+    # Another machine (a fresh work folder, no models) with the stored profiles: no warm start, no GRPO, same rows.
+    assert {p.name for p in stored.iterdir()} == {f"{n}.test.jsonl.gz" for n in plan.prompts} | {"provenance.json"}
+    elsewhere = make(tmp_path / "work2", ["both", "context"])
+    third = bench.run_plan(elsewhere, say=lambda m: None, embedder=None, reuse=stored)
+    assert third["reused"] == sorted(plan.prompts)
+    assert not (tmp_path / "work2" / "grpo").exists() and not (tmp_path / "work2" / "warmstart").exists()
+    assert json.dumps(third["summary"]["results"], sort_keys=True) == json.dumps(summary["results"], sort_keys=True)
+    assert third["grpo"]["both"]["best"] == out["grpo"]["both"]["best"]  # the record travels with the profiles
+    # Stored profiles that miss an evaluated user are not reused: that method is made again.
+    assert bench.stored_profiles(stored, ["blue_both"], ["not-a-user"]) == {}
