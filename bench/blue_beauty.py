@@ -19,7 +19,7 @@ Stages (each resumes: a rerun reuses what is finished and continues what is not)
 3. evaluation — ``bluerec evaluate --max-users N`` (:class:`bluerec.eval.run.EvaluationRun`): greedy test profiles of
    the zero-shot SmolLM2, the warm start and every ``best/``, and every baseline, all on the same seeded test
    users, full ranking and 100 sampled candidates, with paired bootstrap 95% intervals against last item, raw
-   history text, template and the zero-shot profile.
+   history text, template, the zero-shot profile and the warm start.
 
 After a run, every profile method's test profiles are kept in ``bench/results/blue_beauty_profiles/`` (gzipped JSONL
 and ``provenance.json``: the warm-start choice, each GRPO run's best step and validation curve). The models are not
@@ -70,7 +70,7 @@ CONFIGS = ROOT / "configs"
 VARIANTS = {"both": "beauty_smollm2.yaml", "embedding": "beauty_smollm2_embedding.yaml",
             "text": "beauty_smollm2_text.yaml", "one_way": "beauty_smollm2_one_way.yaml",
             "context": "beauty_smollm2_context.yaml"}
-REFERENCES = ["last_item", "history_text", "template", "zero_shot"]
+REFERENCES = ["last_item", "history_text", "template", "zero_shot", "warmstart"]
 console = Console(width=120)
 Say = Callable[[str], None]
 
