@@ -105,6 +105,11 @@ def _suffix(tag: str) -> str:
     return f"_{tag}" if tag else ""
 
 
+def _prompt_tag(warmstarts: dict[str, WarmStartRunConfig], prompt: PromptConfig) -> str | None:
+    """The tag of the warm start trained on ``prompt`` (None: none yet)."""
+    return next((t for t, ws in warmstarts.items() if ws.prompt == prompt), None)
+
+
 def make_plan(dataset: Path, work: Path, *, variants: list[str], max_users: int | None,
               warmstart_config: Path = CONFIGS / "warmstart" / "beauty_smollm2.yaml",
               train_dir: Path = CONFIGS / "train", warmstart_overrides: dict[str, Any] | None = None,
@@ -134,7 +139,7 @@ def make_plan(dataset: Path, work: Path, *, variants: list[str], max_users: int 
         cfg = load_config(BlueTrainConfig, train_dir / VARIANTS[variant], {
             "dataset": str(dataset), "output_dir": str(work / "grpo" / variant),
             "item_cache_dir": str(cache_dir) if cache_dir else None, **(train_overrides or {})})
-        tag = next((t for t, ws in warmstarts.items() if ws.prompt == cfg.prompt), None)
+        tag = _prompt_tag(warmstarts, cfg.prompt)
         if tag is None:
             tag = variant
             warmstarts[tag] = warm_config(tag, cfg.prompt)
@@ -174,11 +179,6 @@ def fresh_profiles(path: Path, profiler: Path | str) -> Path:
     return path
 
 
-def _tag_of(plan: Plan, variant: str) -> str:
-    """The warm start a variant's GRPO starts from (the tag of its prompt)."""
-    return next(t for t, ws in plan.warmstarts.items() if ws.prompt == plan.train[variant].prompt)
-
-
 def stored_profiles(folder: Path | None, names: list[str], users: list[str]) -> dict[str, Path]:
     """The profile files of ``folder`` (``<name>.test.jsonl.gz``, as :func:`export_profiles` writes them) that hold
     a profile for every user of ``users``: those methods need neither generation nor the training behind them."""
@@ -204,14 +204,12 @@ def export_profiles(plan: Plan, folder: Path, record: dict[str, Any]) -> None:
     import gzip
     import shutil
 
-    from bluerec.io import write_json_atomic
+    from bluerec.io import atomic_path, write_json_atomic
 
-    folder.mkdir(parents=True, exist_ok=True)
     for name, src in plan.evaluate.profiles.items():
-        tmp = folder / f".{name}.test.jsonl.gz.tmp"
-        with open(src, "rb") as fin, gzip.GzipFile(tmp, "wb", mtime=0) as fout:  # mtime 0: same bytes every run
+        with atomic_path(folder / f"{name}.test.jsonl.gz") as tmp, open(src, "rb") as fin, \
+                gzip.GzipFile(tmp, "wb", mtime=0) as fout:  # mtime 0: the same bytes every run
             shutil.copyfileobj(fin, fout)
-        os.replace(tmp, folder / f"{name}.test.jsonl.gz")
     previous = _read_json(folder / "provenance.json")
     merged = {key: {**previous.get(key, {}), **record.get(key, {})} for key in ("warmstart", "grpo", "profiles")}
     write_json_atomic(folder / "provenance.json", merged)
@@ -253,7 +251,7 @@ def run_plan(plan: Plan, say: Say = print, embedder: Any = None, reuse: Path | N
     if stored:
         say(f"reusing stored test profiles of {', '.join(stored)} ({reuse})")
     to_train = [v for v in plan.train if f"blue_{v}" not in stored]
-    warm_needed = {_tag_of(plan, v) for v in to_train} | {
+    warm_needed = {_prompt_tag(plan.warmstarts, plan.train[v].prompt) for v in to_train} | {
         t for t in plan.warmstarts if f"warmstart{_suffix(t)}" not in stored}
 
     warm: dict[str, Any] = {}
@@ -321,8 +319,8 @@ def run_plan(plan: Plan, say: Say = print, embedder: Any = None, reuse: Path | N
     lap("evaluate")
     if export is not None:
         export_profiles(plan, export, {"warmstart": warm, "grpo": grpo, "profiles": made})
-    return {"summary": summary, "examples": examples, "reused": sorted(stored), "warmstart": warm[""] if list(warm) == [""] else warm,
-            "grpo": grpo, "timings_s": timings}
+    return {"summary": summary, "examples": examples, "reused": sorted(stored),
+            "warmstart": warm[""] if list(warm) == [""] else warm, "grpo": grpo, "timings_s": timings}
 
 
 def _read_rows(path: Path) -> list[dict[str, Any]]:

@@ -34,7 +34,8 @@ def test_a_protocol_the_run_lacks_is_left_out():
 def test_recompare_rewrites_the_comparison_and_the_markdown(tmp_path):
     out = tmp_path / "r.json"
     out.write_text(json.dumps({"metrics": {"sampled": {"recall@10": 0.3, "ndcg@10": 0.2}}, "comparison": {}}))
-    text = recompare(out, PUBLISHED, lambda payload: f"ratio {payload['comparison']['sampled']['metrics']['hr@10']['ratio']}")
+    text = recompare(out, PUBLISHED,
+                     lambda payload: f"ratio {payload['comparison']['sampled']['metrics']['hr@10']['ratio']}")
     assert text == "ratio 0.75" and out.with_suffix(".md").read_text() == text
     assert json.loads(out.read_text())["comparison"]["sampled"]["metrics"]["ndcg@10"]["within_15pct"]
     with pytest.raises(FileNotFoundError):

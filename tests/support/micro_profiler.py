@@ -38,7 +38,8 @@ def warm_micro_profiler(data: Path, root: Path, out: Path, *, hidden_size: int =
 
 def tiny_embedder(folder: Path, hidden: int = 32) -> Path:
     """The randomly initialised 2-layer BERT sentence-transformer of ``tests/embed/conftest.py``."""
-    spec = importlib.util.spec_from_file_location("_embed_fixtures", Path(__file__).parents[1] / "embed" / "conftest.py")
+    conftest = Path(__file__).parents[1] / "embed" / "conftest.py"
+    spec = importlib.util.spec_from_file_location("_embed_fixtures", conftest)
     fixtures = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(fixtures)  # type: ignore[union-attr]
     return fixtures.build_tiny_model(folder, hidden=hidden)
