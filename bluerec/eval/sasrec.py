@@ -249,7 +249,6 @@ def valid_evaluator(data: SASRecData) -> RetrievalEvaluator | None:
                               EvalConfig(protocol="full", ks=[10], ties="average", top_n=0))
 
 
-
 class EpochTracker:
     """The epoch bookkeeping SASRec and BERT4Rec share: the mean loss per epoch, validation NDCG@10 every
     ``eval_every`` epochs (and at the last epoch or the time budget), the best weights, early stopping after
