@@ -162,6 +162,18 @@ def make_plan(dataset: Path, work: Path, *, variants: list[str], max_users: int 
                 generation_batch_size=ws.selection.batch_size)
 
 
+def train_digest(cfg: BlueTrainConfig) -> str:
+    """What a GRPO row depends on, as a short hash: the training config less its machine-specific paths and thread
+    count, so that stored profiles are reused only for the config that made them."""
+    import hashlib
+    import json
+
+    data = cfg.model_dump(mode="json", exclude={"dataset", "output_dir", "item_cache_dir", "num_threads",
+                                                 "show_progress"})
+    data["profiler"].pop("model", None)  # the warm start's folder, which differs per work folder
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:12]
+
+
 def _fingerprint(folder: Path) -> str:
     """Which model this is: its folder and the weights' modification time (a retrained model differs)."""
     weights = folder / "model.safetensors"
@@ -248,6 +260,12 @@ def run_plan(plan: Plan, say: Say = print, embedder: Any = None, reuse: Path | N
     users = [ex.user_id for ex in select_examples(ds, "test", ev.max_users, ev.seed)]
     stored = stored_profiles(reuse, list(plan.prompts), users)
     prior = _read_json(reuse / "provenance.json") if reuse is not None else {}
+    for variant, cfg in plan.train.items():  # a GRPO row made under another training config is made again
+        made_with = prior.get("grpo", {}).get(variant, {}).get("config_digest")
+        if f"blue_{variant}" in stored and made_with != train_digest(cfg):
+            say(f"stored blue_{variant} profiles came from another training config "
+                f"({made_with or 'not recorded'} ≠ {train_digest(cfg)}): training it again")
+            del stored[f"blue_{variant}"]
     if stored:
         say(f"reusing stored test profiles of {', '.join(stored)} ({reuse})")
     to_train = [v for v in plan.train if f"blue_{v}" not in stored]
@@ -285,7 +303,8 @@ def run_plan(plan: Plan, say: Say = print, embedder: Any = None, reuse: Path | N
         curve = [{"step": r["step"], **{k.removeprefix("eval/"): v for k, v in r.items()
                                         if k == r.get("primary_metric")}}
                  for r in _read_rows(out / "metrics.jsonl") if r.get("kind") == "eval"]
-        grpo[variant] = {"best": best, "validation": curve, "profiler": str(out / best["path"])}
+        grpo[variant] = {"best": best, "validation": curve, "profiler": str(out / best["path"]),
+                         "config_digest": train_digest(cfg)}
     lap("grpo")
 
     say("3/3 evaluate (bluerec evaluate): every method on the same seeded test users")

@@ -149,5 +149,11 @@ def test_the_composition_runs_end_to_end_and_resumes(bench, fixtures, tmp_path):
     assert not (tmp_path / "work2" / "grpo").exists() and not (tmp_path / "work2" / "warmstart").exists()
     assert json.dumps(third["summary"]["results"], sort_keys=True) == json.dumps(summary["results"], sort_keys=True)
     assert third["grpo"]["both"]["best"] == out["grpo"]["both"]["best"]  # the record travels with the profiles
+    # The GRPO record names its training config by a digest that ignores the work folder but not the settings:
+    # stored BLUE profiles from another config are trained and made again.
+    assert third["grpo"]["both"]["config_digest"] == bench.train_digest(elsewhere.train["both"])
+    hotter = elsewhere.train["both"].model_copy(update={"grpo": elsewhere.train["both"].grpo.model_copy(
+        update={"temperature": 1.3})})
+    assert bench.train_digest(hotter) != bench.train_digest(elsewhere.train["both"])
     # Stored profiles that miss an evaluated user are not reused: that method is made again.
     assert bench.stored_profiles(stored, ["blue_both"], ["not-a-user"]) == {}
