@@ -12,7 +12,8 @@ Stages (each resumes: a rerun reuses what is finished and continues what is not)
    every candidate target warm-started, the best on **validation** users kept as ``<work>/warmstart/model``; a
    variant whose prompt differs (``context``: the collaborative section "Often bought next by other shoppers…")
    gets its own warm start with that prompt, ``<work>/warmstart_<variant>/model``, and its own zero-shot and
-   warm-start rows (``zero_shot_<variant>``, ``warmstart_<variant>``);
+   warm-start rows (``zero_shot_<variant>``, ``warmstart_<variant>``), from ``configs/warmstart/beauty_smollm2_<variant>.yaml``
+   when that file exists (the context variant's adds a target that copies the section);
 2. GRPO per ablation — ``bluerec train -c configs/train/beauty_smollm2[_<variant>].yaml --resume``
    (:func:`bluerec.train.train_blue`) from that warm start; ``eval.select_best`` keeps the checkpoint with the best
    validation NDCG@10 as ``<work>/grpo/<variant>/best`` (steps > 0: every row is "after RL");
@@ -126,11 +127,14 @@ def make_plan(dataset: Path, work: Path, *, variants: list[str], max_users: int 
     def warm_config(tag: str, prompt: PromptConfig | None = None) -> WarmStartRunConfig:
         over = {"dataset": str(dataset), "output_dir": str(work / f"warmstart{_suffix(tag)}"),
                 "item_cache_dir": str(cache_dir) if cache_dir else None, **(warmstart_overrides or {})}
+        # A variant's own warm-start YAML (e.g. beauty_smollm2_context.yaml: targets that copy the context section)
+        # when there is one, else the main one; either way with the variant's prompt, so the two always agree.
+        own = warmstart_config.with_name(f"{warmstart_config.stem}{_suffix(tag)}.yaml")
         if prompt is not None:  # a longer prompt (a context section) keeps its SFT pairs
             over["prompt"] = prompt.model_dump(mode="json")
             over["warmstart.max_prompt_tokens"] = max(prompt.max_prompt_tokens,
                                                       warmstarts[""].warmstart.max_prompt_tokens)
-        return load_config(WarmStartRunConfig, warmstart_config, over)
+        return load_config(WarmStartRunConfig, own if own.exists() else warmstart_config, over)
 
     warmstarts = {"": warm_config("")}
     prompts = {"zero_shot": warmstarts[""].prompt, "warmstart": warmstarts[""].prompt}
@@ -242,7 +246,8 @@ def run_plan(plan: Plan, say: Say = print, embedder: Any = None, reuse: Path | N
 
     ``reuse``: a folder of :func:`export_profiles`; a method whose stored profiles cover the test users is not
     generated again, and the warm start or GRPO run only it needed is skipped (its record comes from the folder's
-    ``provenance.json``). ``export``: where to keep this run's profiles and records for such reuse."""
+    ``provenance.json``). ``export``: where to keep this run's profiles and records for such reuse.
+    ``warmstart`` in the result maps each warm start's prompt tag (``""`` for the config's own prompt) to its record."""
     import gzip
     import shutil
 
@@ -339,7 +344,7 @@ def run_plan(plan: Plan, say: Say = print, embedder: Any = None, reuse: Path | N
     if export is not None:
         export_profiles(plan, export, {"warmstart": warm, "grpo": grpo, "profiles": made})
     return {"summary": summary, "examples": examples, "reused": sorted(stored),
-            "warmstart": warm[""] if list(warm) == [""] else warm, "grpo": grpo, "timings_s": timings}
+            "warmstart": warm, "grpo": grpo, "timings_s": timings}
 
 
 def _read_rows(path: Path) -> list[dict[str, Any]]:

@@ -13,7 +13,10 @@ Targets (``WarmStartConfig.target``):
 - ``template+next_item``: the template profile followed by ``" Likely next: <next item text>"``;
 - ``recent_items``: ``"Recently: <newest item>; <the one before>; <the one before that>."`` — the items as the
   prompt shows them, newest first. Pure copying from the prompt, the easiest form for a small model to learn,
-  and the part of a profile that an embedding model ranks next items by.
+  and the part of a profile that an embedding model ranks next items by;
+- ``recent_items+context``: ``recent_items`` followed by ``" Often bought next: <first successor>; <second>."``,
+  copied from the prompt's collaborative section (what other shoppers bought after the user's newest items;
+  :class:`~bluerec.profiler.prompts.CollaborativeContext`). Without that section it equals ``recent_items``.
 
 Example::
 
@@ -57,7 +60,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-WarmStartTarget = Literal["template", "next_item", "template+next_item", "recent_items"]
+WarmStartTarget = Literal["template", "next_item", "template+next_item", "recent_items", "recent_items+context"]
 WARMSTART_TARGETS: tuple[str, ...] = get_args(WarmStartTarget)
 Example = tuple[list[dict] | str, str]  # (chat messages or a plain-text prompt, target text)
 
@@ -137,16 +140,25 @@ def recent_items_target(history_texts: Sequence[str], n: int = 3) -> str:
     return f"Recently: {'; '.join(recent)}." if recent else "No history yet."
 
 
+def context_items_target(context_texts: Sequence[str], n: int = 2) -> str:
+    """``" Often bought next: <a>; <b>."`` from the collaborative section's texts as shown (best first); ``""``
+    when there are none."""
+    shown = [t for t in (" ".join(text.split()) for text in context_texts) if t][:n]
+    return f" Often bought next: {'; '.join(shown)}." if shown else ""
+
+
 def make_target(
     target: WarmStartTarget, template_items: Sequence[Any], next_item_text: str | None, next_item_chars: int = 160,
-    history_texts: Sequence[str] | None = None,
+    history_texts: Sequence[str] | None = None, context_texts: Sequence[str] = (),
 ) -> str:
     """The warm-start target text for one history (``next_item_text`` is needed by the next-item kinds;
-    ``history_texts``, the item texts as the prompt shows them, by ``recent_items`` — else the titles)."""
+    ``history_texts``, the item texts as the prompt shows them, by ``recent_items`` — else the titles;
+    ``context_texts``, the prompt's collaborative section as shown, by ``recent_items+context``)."""
     if target == "template":
         return template_profile(template_items)
-    if target == "recent_items":
-        return recent_items_target(history_texts if history_texts is not None else [t.title for t in template_items])
+    if target in ("recent_items", "recent_items+context"):
+        recent = recent_items_target(history_texts if history_texts is not None else [t.title for t in template_items])
+        return recent + context_items_target(context_texts) if target == "recent_items+context" else recent
     if next_item_text is None:
         raise ValueError(f"target {target!r} needs the next item's text")
     if target == "next_item":
@@ -173,7 +185,7 @@ def make_warmstart_examples(
     each prompt to ``prompt_config.max_prompt_tokens``; without it only the item/character limits apply.
     Next-item targets are refused on valid/test, which would teach the held-out items.
     """
-    if target not in ("template", "recent_items") and split != "train":
+    if target not in ("template", "recent_items", "recent_items+context") and split != "train":
         raise ValueError(f"target {target!r} on split {split!r} would train on held-out items; use split='train'")
     pc = prompt_config or PromptConfig()
     rows = dataset.split(split)
@@ -192,7 +204,8 @@ def make_warmstart_examples(
         j = items.index.get(ex.item_id)
         next_text = (texts[j] or items.texts[j]) if j is not None else None
         out.append((prompt.messages, make_target(target, t_items, next_text, next_item_chars,
-                                                  history_texts=prompt.item_texts)))
+                                                  history_texts=prompt.item_texts,
+                                                  context_texts=prompt.context_texts)))
     return out
 
 

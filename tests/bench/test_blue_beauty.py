@@ -43,6 +43,14 @@ def test_plan_points_every_stage_at_one_dataset_and_work_folder(bench, tmp_path)
         own = plan.warmstarts[tag]  # GRPO starts from the chosen warm start of its own prompt
         assert cfg.profiler.model == str(own.output_dir / "model") and cfg.prompt == own.prompt
         assert cfg.eval.select_best and plan.prompts[f"blue_{variant}"] == cfg.prompt
+    # The context variant's warm start comes from its own YAML: a candidate that copies the section too.
+    assert plan.warmstarts["context"].targets == ["recent_items", "recent_items+context"]
+    assert plan.warmstarts[""].targets == ["recent_items", "template"]
+    from bluerec.config import load_config
+    from bluerec.workflow import WarmStartRunConfig
+
+    by_hand = load_config(WarmStartRunConfig, ROOT / "configs" / "warmstart" / "beauty_smollm2_context.yaml")
+    assert by_hand.prompt == plan.train["context"].prompt  # `bluerec warmstart -c` by hand trains the same prompt
     r = {v: c.rewards for v, c in plan.train.items()}
     assert r["both"].enabled == ["infonce", "multiple_choice", "length_penalty"]
     assert r["embedding"].enabled == ["infonce", "length_penalty"] and r["embedding"].infonce.weight_item_to_profile > 0

@@ -91,6 +91,12 @@ def test_targets():
     assert make_target("recent_items", [], None, history_texts=[]) == "No history yet."
     with pytest.raises(ValueError, match="recent_items"):
         make_target("nope", items, "Gloss")  # type: ignore[arg-type]
+    # recent_items+context: the newest titles, then the first two items of the prompt's "often bought next" section
+    both = make_target("recent_items+context", items, None, history_texts=shown,
+                       context_texts=["Lip  Liner", "", "Toner", "Serum"])
+    assert both == "Recently: Newest Balm; Gloss; Older Mascara. Often bought next: Lip Liner; Toner."
+    assert make_target("recent_items+context", items, None, history_texts=shown) == make_target(
+        "recent_items", items, None, history_texts=shown)  # no section, no clause
 
 
 @pytest.mark.parametrize("budget", [None, 150])  # 150 tokens: fit_to_budget trims the item texts
@@ -133,3 +139,15 @@ def test_make_warmstart_examples(tiny_dataset, micro_dir):
 def test_config_is_strict():
     with pytest.raises(ConfigError, match="allowed values"):
         parse_config(WarmStartConfig, {"target": "nope"})
+
+
+def test_recent_items_with_context_copy_the_section(tiny_dataset):
+    from bluerec.profiler.prompts import CollaborativeContext
+
+    pc = PromptConfig(collaborative=CollaborativeContext(enabled=True, max_items=3, from_recent=2))
+    examples = make_warmstart_examples(tiny_dataset, "valid", target="recent_items+context", prompt_config=pc)
+    with_context = [(msgs, target) for msgs, target in examples if "Often bought next:" in target]
+    assert with_context  # tiny_dataset's u3 (i4 i1 | i2): u1's train sequence went i1 → i2 and i1 → i5
+    for msgs, target in with_context:
+        shown = [line[2:] for line in msgs[1]["content"].splitlines() if line.startswith("- ")]
+        assert target.endswith("Often bought next: " + "; ".join(shown[:2]) + ".")  # copied as the prompt shows it
