@@ -240,13 +240,27 @@ def _read_json(path: Path) -> dict[str, Any]:
         return {}
 
 
+def without_variants(plan: Plan, variants: list[str]) -> Plan:
+    """``plan`` less the GRPO runs of ``variants`` and their ``blue_<variant>`` rows (their warm starts and zero-shot
+    rows stay): the warm-start stages of a run whose RL is left for later."""
+    import dataclasses
+
+    names = {f"blue_{v}" for v in variants}
+    ev = plan.evaluate.model_copy(update={"profiles": {n: p for n, p in plan.evaluate.profiles.items()
+                                                       if n not in names}})
+    return dataclasses.replace(plan, train={v: c for v, c in plan.train.items() if v not in variants},
+                               prompts={n: p for n, p in plan.prompts.items() if n not in names}, evaluate=ev)
+
+
 def run_plan(plan: Plan, say: Say = print, embedder: Any = None, reuse: Path | None = None,
-             export: Path | None = None) -> dict[str, Any]:
+             export: Path | None = None, grpo_runs: bool = True) -> dict[str, Any]:
     """The three stages of the module docstring; returns what goes into the results JSON.
 
     ``reuse``: a folder of :func:`export_profiles`; a method whose stored profiles cover the test users is not
     generated again, and the warm start or GRPO run only it needed is skipped (its record comes from the folder's
     ``provenance.json``). ``export``: where to keep this run's profiles and records for such reuse.
+    ``grpo_runs=False``: no GRPO; a variant whose BLUE profiles are not stored loses its ``blue_`` row
+    (:func:`without_variants`), its warm start and zero-shot rows are made and evaluated.
     ``warmstart`` in the result maps each warm start's prompt tag (``""`` for the config's own prompt) to its record."""
     import gzip
     import shutil
@@ -274,6 +288,10 @@ def run_plan(plan: Plan, say: Say = print, embedder: Any = None, reuse: Path | N
     if stored:
         say(f"reusing stored test profiles of {', '.join(stored)} ({reuse})")
     to_train = [v for v in plan.train if f"blue_{v}" not in stored]
+    if not grpo_runs and to_train:
+        say(f"no GRPO this run: leaving out {', '.join(f'blue_{v}' for v in to_train)}")
+        plan, to_train = without_variants(plan, to_train), []
+        ev = plan.evaluate
     warm_needed = {_prompt_tag(plan.warmstarts, plan.train[v].prompt) for v in to_train} | {
         t for t in plan.warmstarts if f"warmstart{_suffix(t)}" not in stored}
 
@@ -433,6 +451,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--reuse-profiles", action="store_true",
                    help="methods whose profiles --profiles-dir already holds for the test users are not generated "
                         "again, nor trained (e.g. add one ablation to an earlier run's rows on another machine)")
+    p.add_argument("--warmstarts-only", action="store_true",
+                   help="stop before GRPO: the variants' warm starts and their zero-shot and warm-start rows, beside "
+                        "the stored rows (a long run split across sessions; add the BLUE rows later with "
+                        "--reuse-profiles)")
     p.add_argument("--smoke", action="store_true", help="a small synthetic dataset, a micro profiler, a few steps")
     p.add_argument("--out", type=Path, default=RESULTS / "blue_beauty.json")
     args = p.parse_args(argv)
@@ -465,7 +487,8 @@ def main(argv: list[str] | None = None) -> int:
         import torch
 
         torch.set_num_threads(args.num_threads)  # the evaluation stage's generation
-    out = run_plan(plan, say, reuse=args.profiles_dir if args.reuse_profiles else None, export=args.profiles_dir)
+    out = run_plan(plan, say, reuse=args.profiles_dir if args.reuse_profiles else None, export=args.profiles_dir,
+                   grpo_runs=not args.warmstarts_only)
     from bluerec.eval.evaluator import print_summary
     from bluerec.io import write_text_atomic
 

@@ -51,6 +51,11 @@ def test_plan_points_every_stage_at_one_dataset_and_work_folder(bench, tmp_path)
 
     by_hand = load_config(WarmStartRunConfig, ROOT / "configs" / "warmstart" / "beauty_smollm2_context.yaml")
     assert by_hand.prompt == plan.train["context"].prompt  # `bluerec warmstart -c` by hand trains the same prompt
+    # --warmstarts-only: a variant without GRPO keeps its warm start and zero-shot rows, loses its BLUE row.
+    short = bench.without_variants(plan, ["context", "text"])
+    assert set(short.train) == set(plan.train) - {"context", "text"} and set(short.warmstarts) == set(plan.warmstarts)
+    assert set(short.prompts) == set(short.evaluate.profiles) == set(plan.prompts) - {"blue_context", "blue_text"}
+    assert "warmstart_context" in short.prompts and "blue_context" in plan.prompts  # the plan itself is unchanged
     r = {v: c.rewards for v, c in plan.train.items()}
     assert r["both"].enabled == ["infonce", "multiple_choice", "length_penalty"]
     assert r["embedding"].enabled == ["infonce", "length_penalty"] and r["embedding"].infonce.weight_item_to_profile > 0
