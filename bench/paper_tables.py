@@ -20,7 +20,8 @@ library resumes too (warm-start candidates, GRPO checkpoints, profile files, tra
    (:func:`bluerec.embed.finetune.finetune_embedder`);
 4. ``retrieval``: every baseline and every profile method under the frozen and the fine-tuned embedder, full ranking
    and sampled candidates, paired bootstrap intervals (:func:`bluerec.eval.embedders.compare_embedders`);
-5. ``sequential``: SASRec and BERT4Rec trained on each dataset, scored on the same test users and protocols;
+5. ``sequential``: SASRec and BERT4Rec trained on each dataset, scored on the same test users and protocols, their
+   per-user ranks kept for paired intervals against the frozen embedder's references;
 6. ``transfer``: the profilers trained on ``transfer.source`` evaluated without further training on every dataset
    (:func:`bluerec.eval.transfer.run_transfer`; the source's own column is the in-domain diagonal);
 7. ``qa``: personalized QA (next-item choice accuracy, rating MAE) on Amazon 2023 All_Beauty with each profile as the
@@ -353,7 +354,7 @@ class Paper:
 
         from bluerec.data.dataset import PreparedDataset
         from bluerec.eval import bert4rec, sasrec
-        from bluerec.eval.evaluator import EvalConfig
+        from bluerec.eval.evaluator import EvalConfig, save_user_results
 
         data = sasrec.sasrec_data(PreparedDataset(self.dataset(name)))
         settings = dict(self.c.sasrec if model == "sasrec" else self.c.bert4rec)
@@ -370,10 +371,56 @@ class Paper:
                       test_target=np.asarray(data.test_target)[keep])
         protocols = self.evaluate_config(name, {}).protocols
         evaluators = sasrec.sasrec_evaluators(sub, [EvalConfig.model_validate(p.model_dump()) for p in protocols])
-        evaluate = sasrec.evaluate_sasrec if model == "sasrec" else bert4rec.evaluate_bert4rec
-        metrics = evaluate(fit.model, sub, evaluators)
-        return {"results": {p: {k: float(v) for k, v in m.items()} for p, m in metrics.items()},
+        score = sasrec.score_sasrec if model == "sasrec" else bert4rec.score_bert4rec
+        results = score(fit.model, sub, evaluators)
+        for protocol, result in results.items():  # per user, for intervals against the text methods' rows
+            save_user_results(result, self.sequential_users(name, model, protocol))
+        return {"results": {p: {k: float(v) for k, v in r.metrics.items()} for p, r in results.items()},
                 "n_users": len(keep), "training": fit.record()}
+
+    def sequential_users(self, name: str, model: str, protocol: str) -> Path:
+        return self.work / name / "sequential" / model / f"{protocol}.parquet"
+
+    def sequential_intervals(self, name: str) -> dict[str, Any]:
+        """``{model: {protocol: {reference: {metric: {diff, lo, hi}}}}}``: paired bootstrap of SASRec/BERT4Rec −
+        each reference of the frozen embedder's run, from the per-user ranks both saved for the same users."""
+        import numpy as np
+        import pandas as pd
+
+        from bluerec.eval.bootstrap import bootstrap_mean_intervals
+        from bluerec.eval.metrics import METRICS_AT_K
+
+        ref_dir = self.work / name / "retrieval" / "frozen" / "users"
+        metrics = ("ndcg@10", "recall@10")
+        ranks = lambda path: pd.read_parquet(path, columns=["user_id", "rank"]).set_index("user_id")["rank"]  # noqa: E731
+        keys, rows = [], []
+        for model in SEQUENTIAL:
+            for protocol in ("full", "sampled"):
+                path = self.sequential_users(name, model, protocol)
+                if self.stages.done(f"{model}/{name}") is None or not path.exists():
+                    continue
+                own = ranks(path)
+                for ref in REFERENCES:
+                    ref_path = ref_dir / f"{ref}.{protocol}.parquet"
+                    if not ref_path.exists():
+                        continue
+                    other = ranks(ref_path).reindex(own.index)
+                    if other.isna().any():
+                        raise SystemExit(f"{ref_path}: not the users of {path} (rerun the sequential stage)")
+                    for m in metrics:
+                        metric, k = m.split("@")
+                        at_k = METRICS_AT_K[metric]
+                        keys.append((model, protocol, ref, m))
+                        rows.append(at_k(own.to_numpy(float), int(k)) - at_k(other.to_numpy(float), int(k)))
+        out: dict[str, Any] = {}
+        if rows:
+            iv = self.c.evaluate_overrides.get("intervals", {})
+            mean, lo, hi = bootstrap_mean_intervals(np.stack(rows), n_resamples=iv.get("n_resamples", 10_000),
+                                                    confidence=iv.get("confidence", 0.95), seed=self.c.seed)
+            for (model, protocol, ref, m), d, a, b in zip(keys, mean, lo, hi):
+                out.setdefault(model, {}).setdefault(protocol, {}).setdefault(ref, {})[m] = {
+                    "diff": float(d), "lo": float(a), "hi": float(b)}
+        return out
 
     def transfer(self) -> dict[str, Any]:
         from bluerec.eval.transfer import TransferConfig, run_transfer
@@ -466,6 +513,8 @@ class Paper:
                     retrieval.setdefault(emb, {}).setdefault(method, {})[name] = cell
         intervals = {name: {e: r["summaries"][e]["intervals"] for e in r["summaries"]}
                      for name in self.c.datasets if (r := s.done(f"retrieval/{name}")) is not None}
+        for name, by_e in intervals.items():  # SASRec / BERT4Rec against the frozen embedder's references
+            by_e["frozen"] = {**by_e["frozen"], **self.sequential_intervals(name)}
         compare = {name: r["table"] for name in self.c.datasets if (r := s.done(f"retrieval/{name}")) is not None}
         n_users = {name: r["table"]["n_users"] for name in self.c.datasets
                    if (r := s.done(f"retrieval/{name}")) is not None}

@@ -42,7 +42,7 @@ from pydantic import Field
 from torch import nn
 
 from bluerec.config import StrictModel
-from bluerec.eval.evaluator import RetrievalEvaluator
+from bluerec.eval.evaluator import EvalResult, RetrievalEvaluator
 from bluerec.eval.sasrec import EpochTracker, SASRecData, SASRecFit, left_pad, sasrec_evaluators, valid_evaluator
 
 logger = logging.getLogger(__name__)
@@ -224,10 +224,16 @@ def _train(data: SASRecData, config: BERT4RecConfig, say: Callable[[str], None])
     return tracker.finish()
 
 
-def evaluate_bert4rec(model: BERT4Rec, data: SASRecData,
-                      evaluators: dict[str, RetrievalEvaluator] | None = None) -> dict[str, dict[str, float]]:
-    """Test metrics under each protocol (default: :func:`~bluerec.eval.sasrec.sasrec_evaluators`, the baselines'
-    full ranking and 100 sampled candidates)."""
+def score_bert4rec(model: BERT4Rec, data: SASRecData,
+                   evaluators: dict[str, RetrievalEvaluator] | None = None) -> dict[str, EvalResult]:
+    """Per-user test results under each protocol (default: :func:`~bluerec.eval.sasrec.sasrec_evaluators`, the
+    baselines' full ranking and 100 sampled candidates), for paired intervals against other methods."""
     evaluators = evaluators or sasrec_evaluators(data)
     users, items = user_vectors(model, data.test_history), item_vectors(model)
-    return {name: ev.evaluate(users, items).metrics for name, ev in evaluators.items()}
+    return {name: ev.evaluate(users, items) for name, ev in evaluators.items()}
+
+
+def evaluate_bert4rec(model: BERT4Rec, data: SASRecData,
+                      evaluators: dict[str, RetrievalEvaluator] | None = None) -> dict[str, dict[str, float]]:
+    """Test metrics under each protocol (the means of :func:`score_bert4rec`)."""
+    return {name: result.metrics for name, result in score_bert4rec(model, data, evaluators).items()}

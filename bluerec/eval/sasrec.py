@@ -41,7 +41,7 @@ import torch
 from pydantic import Field
 
 from bluerec.config import StrictModel
-from bluerec.eval.evaluator import EvalConfig, RetrievalEvaluator
+from bluerec.eval.evaluator import EvalConfig, EvalResult, RetrievalEvaluator
 
 if TYPE_CHECKING:
     from bluerec.data.dataset import PreparedDataset
@@ -360,10 +360,16 @@ def sasrec_evaluators(data: SASRecData, protocols: Sequence[EvalConfig] | None =
             for p in protocols}
 
 
+def score_sasrec(model: torch.nn.Module, data: SASRecData,
+                 evaluators: dict[str, RetrievalEvaluator] | None = None) -> dict[str, EvalResult]:
+    """Per-user test results of a trained model under each protocol: ranks and per-user metrics, for paired
+    intervals against other methods scored on the same users (:func:`evaluate_sasrec` keeps only the means)."""
+    evaluators = evaluators or sasrec_evaluators(data)
+    users, items = user_vectors(model, data.test_history, model.max_len), item_vectors(model)
+    return {name: ev.evaluate(users, items) for name, ev in evaluators.items()}
+
+
 def evaluate_sasrec(model: torch.nn.Module, data: SASRecData,
                     evaluators: dict[str, RetrievalEvaluator] | None = None) -> dict[str, dict[str, float]]:
     """Test metrics of a trained model under each protocol (``{"full": {...}, "sampled": {...}}``)."""
-    evaluators = evaluators or sasrec_evaluators(data)
-    maxlen = model.max_len
-    users, items = user_vectors(model, data.test_history, maxlen), item_vectors(model)
-    return {name: ev.evaluate(users, items).metrics for name, ev in evaluators.items()}
+    return {name: result.metrics for name, result in score_sasrec(model, data, evaluators).items()}

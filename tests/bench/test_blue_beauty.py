@@ -77,7 +77,9 @@ def test_a_variant_with_its_own_prompt_gets_its_own_warm_start(bench, tmp_path):
     assert set(plan.warmstarts) == {"", "context"} and context.output_dir == tmp_path / "warmstart_context"
     assert not base.prompt.collaborative.enabled and context.prompt.collaborative.enabled
     assert context.prompt == plan.train["context"].prompt and context.warmstart.max_prompt_tokens == 256
-    assert context.choose_target == base.choose_target and context.warmstart.max_steps == base.warmstart.max_steps
+    # its own YAML (configs/warmstart/beauty_smollm2_context.yaml): the same budget, a target that copies the section
+    assert context.choose_target == ["recent_items", "recent_items+context"] != base.choose_target
+    assert context.warmstart.max_steps == base.warmstart.max_steps
     assert plan.prompts["zero_shot_context"] == context.prompt and plan.prompts["zero_shot"] == base.prompt
     # variants that share a prompt share one warm start
     plan = bench.make_plan(tmp_path, tmp_path, variants=["both", "text"], max_users=None)

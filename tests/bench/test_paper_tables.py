@@ -93,6 +93,13 @@ def test_every_table_has_every_method_row(smoke):
         assert t["retrieval"][emb]["blue"][other] is None
     # paired intervals against the references on the same users, and the frozen-vs-fine-tuned deltas
     assert "last_item" in t["intervals"][trained_on]["frozen"]["blue"]["full"]
+    for model in ("sasrec", "bert4rec"):  # the ID-based rows too, from their per-user ranks on the same users
+        for d in t["datasets"]:
+            for protocol in ("full", "sampled"):
+                iv = t["intervals"][d]["frozen"][model][protocol]["last_item"]["ndcg@10"]
+                assert iv["lo"] <= iv["diff"] <= iv["hi"]
+                own, ref = t["retrieval"]["frozen"][model][d], t["retrieval"]["frozen"]["last_item"][d]
+                assert iv["diff"] == pytest.approx(own[protocol]["ndcg@10"] - ref[protocol]["ndcg@10"], abs=1e-6)
     assert "finetuned" in t["embedders"][trained_on]["intervals"]["blue"]["full"]
     ft = t["finetune"][trained_on]
     assert ft["loss_after"] < ft["loss_before"]
