@@ -227,7 +227,9 @@ def export_profiles(plan: Plan, folder: Path, record: dict[str, Any]) -> None:
                 gzip.GzipFile(tmp, "wb", mtime=0) as fout:  # mtime 0: the same bytes every run
             shutil.copyfileobj(fin, fout)
     previous = _read_json(folder / "provenance.json")
-    merged = {key: {**previous.get(key, {}), **record.get(key, {})} for key in ("warmstart", "grpo", "profiles")}
+    # other top-level keys (e.g. ``earlier_runs``: the records of rows a later run replaced) are kept as they are
+    merged = {**previous, **{key: {**previous.get(key, {}), **record.get(key, {})}
+                             for key in ("warmstart", "grpo", "profiles")}}
     write_json_atomic(folder / "provenance.json", merged)
 
 

@@ -98,6 +98,27 @@ def test_profiles_of_another_model_are_not_resumed(bench, tmp_path):
     assert not bench.fresh_profiles(path, model_b).exists()  # another model: start over
 
 
+def test_exporting_profiles_merges_records_and_keeps_earlier_runs(bench, tmp_path):
+    import gzip
+
+    profiles = tmp_path / "work" / "zero_shot.test.jsonl"
+    profiles.parent.mkdir()
+    profiles.write_text('{"user_id": "u1", "profile": "likes masks"}\n')
+    plan = bench.make_plan(tmp_path / "data", tmp_path / "work", variants=["both"], max_users=10, cache_dir=None)
+    plan.evaluate = plan.evaluate.model_copy(update={"profiles": {"zero_shot": str(profiles)}})
+    stored = tmp_path / "stored"
+    stored.mkdir()
+    (stored / "provenance.json").write_text(json.dumps({
+        "grpo": {"both": {"best": {"step": 20}}, "text": {"best": {"step": 40}}},
+        "earlier_runs": {"run1": {"grpo": {"both": {"best": {"step": 20}}}}}}))
+    bench.export_profiles(plan, stored, {"grpo": {"both": {"best": {"step": 40}}}})
+    record = json.loads((stored / "provenance.json").read_text())
+    assert record["grpo"] == {"both": {"best": {"step": 40}}, "text": {"best": {"step": 40}}}  # replaced, kept
+    assert record["earlier_runs"] == {"run1": {"grpo": {"both": {"best": {"step": 20}}}}}
+    with gzip.open(stored / "zero_shot.test.jsonl.gz", "rt") as fh:
+        assert json.loads(fh.read()) == {"user_id": "u1", "profile": "likes masks"}
+
+
 def test_the_composition_runs_end_to_end_and_resumes(bench, fixtures, tmp_path):
     from bluerec.config import load_config
     from bluerec.workflow import WarmStartRunConfig
