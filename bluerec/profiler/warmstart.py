@@ -16,7 +16,10 @@ Targets (``WarmStartConfig.target``):
   and the part of a profile that an embedding model ranks next items by;
 - ``recent_items+context``: ``recent_items`` followed by ``" Often bought next: <first successor>; <second>."``,
   copied from the prompt's collaborative section (what other shoppers bought after the user's newest items;
-  :class:`~bluerec.profiler.prompts.CollaborativeContext`). Without that section it equals ``recent_items``.
+  :class:`~bluerec.profiler.prompts.CollaborativeContext`). Without that section it equals ``recent_items``;
+- ``recent_pair+successor``: ``"Recently: <newest>; <the one before>. Often bought next: <first successor>."`` —
+  shorter, and as deterministic text it ranks better than ``recent_items+context`` (bench/results/
+  context_targets.json: the two newest titles and one successor are as good a query as the last item's embedding).
 
 Example::
 
@@ -60,8 +63,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-WarmStartTarget = Literal["template", "next_item", "template+next_item", "recent_items", "recent_items+context"]
+WarmStartTarget = Literal["template", "next_item", "template+next_item", "recent_items", "recent_items+context",
+                         "recent_pair+successor"]
 WARMSTART_TARGETS: tuple[str, ...] = get_args(WarmStartTarget)
+# Targets copied from the prompt alone (no held-out item), so allowed on any split.
+COPY_TARGETS: tuple[str, ...] = ("recent_items", "recent_items+context", "recent_pair+successor")
 Example = tuple[list[dict] | str, str]  # (chat messages or a plain-text prompt, target text)
 
 
@@ -156,8 +162,11 @@ def make_target(
     ``context_texts``, the prompt's collaborative section as shown, by ``recent_items+context``)."""
     if target == "template":
         return template_profile(template_items)
-    if target in ("recent_items", "recent_items+context"):
-        recent = recent_items_target(history_texts if history_texts is not None else [t.title for t in template_items])
+    if target in COPY_TARGETS:
+        texts = history_texts if history_texts is not None else [t.title for t in template_items]
+        if target == "recent_pair+successor":
+            return recent_items_target(texts, 2) + context_items_target(context_texts, 1)
+        recent = recent_items_target(texts)
         return recent + context_items_target(context_texts) if target == "recent_items+context" else recent
     if next_item_text is None:
         raise ValueError(f"target {target!r} needs the next item's text")
@@ -185,7 +194,7 @@ def make_warmstart_examples(
     each prompt to ``prompt_config.max_prompt_tokens``; without it only the item/character limits apply.
     Next-item targets are refused on valid/test, which would teach the held-out items.
     """
-    if target not in ("template", "recent_items", "recent_items+context") and split != "train":
+    if target not in ("template", *COPY_TARGETS) and split != "train":
         raise ValueError(f"target {target!r} on split {split!r} would train on held-out items; use split='train'")
     pc = prompt_config or PromptConfig()
     rows = dataset.split(split)

@@ -43,8 +43,8 @@ def test_plan_points_every_stage_at_one_dataset_and_work_folder(bench, tmp_path)
         own = plan.warmstarts[tag]  # GRPO starts from the chosen warm start of its own prompt
         assert cfg.profiler.model == str(own.output_dir / "model") and cfg.prompt == own.prompt
         assert cfg.eval.select_best and plan.prompts[f"blue_{variant}"] == cfg.prompt
-    # The context variant's warm start comes from its own YAML: a candidate that copies the section too.
-    assert plan.warmstarts["context"].targets == ["recent_items", "recent_items+context"]
+    # The context variant's warm start comes from its own YAML: a target that copies the section too.
+    assert plan.warmstarts["context"].targets == ["recent_pair+successor"]
     assert plan.warmstarts[""].targets == ["recent_items", "template"]
     from bluerec.config import load_config
     from bluerec.workflow import WarmStartRunConfig
@@ -78,7 +78,7 @@ def test_a_variant_with_its_own_prompt_gets_its_own_warm_start(bench, tmp_path):
     assert not base.prompt.collaborative.enabled and context.prompt.collaborative.enabled
     assert context.prompt == plan.train["context"].prompt and context.warmstart.max_prompt_tokens == 256
     # its own YAML (configs/warmstart/beauty_smollm2_context.yaml): the same budget, a target that copies the section
-    assert context.choose_target == ["recent_items", "recent_items+context"] != base.choose_target
+    assert context.choose_target == [] != base.choose_target and context.targets == ["recent_pair+successor"]
     assert context.warmstart.max_steps == base.warmstart.max_steps
     assert plan.prompts["zero_shot_context"] == context.prompt and plan.prompts["zero_shot"] == base.prompt
     # variants that share a prompt share one warm start

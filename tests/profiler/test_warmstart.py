@@ -97,6 +97,9 @@ def test_targets():
     assert both == "Recently: Newest Balm; Gloss; Older Mascara. Often bought next: Lip Liner; Toner."
     assert make_target("recent_items+context", items, None, history_texts=shown) == make_target(
         "recent_items", items, None, history_texts=shown)  # no section, no clause
+    # recent_pair+successor: the two newest titles and the section's first item only
+    pair = make_target("recent_pair+successor", items, None, history_texts=shown, context_texts=["Lip  Liner", "Toner"])
+    assert pair == "Recently: Newest Balm; Gloss. Often bought next: Lip Liner."
 
 
 @pytest.mark.parametrize("budget", [None, 150])  # 150 tokens: fit_to_budget trims the item texts
