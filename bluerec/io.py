@@ -66,22 +66,40 @@ def write_jsonl_atomic(target: str | Path, rows: Iterable[dict[str, Any]]) -> in
     return n
 
 
+def _open_binary(path: str | Path):
+    """``path`` opened for reading bytes; ``*.gz`` files are decompressed (profiles are stored gzipped)."""
+    if str(path).endswith(".gz"):
+        import gzip
+
+        return gzip.open(path, "rb")
+    return open(path, "rb")
+
+
 def read_jsonl(path: str | Path, *, skip_unreadable: bool = False) -> list[dict[str, Any]]:
-    """The rows of a JSONL file (blank lines ignored). A line that is not JSON raises, unless
-    ``skip_unreadable`` — for readers of a file another process may be writing (a half-written last line) —
-    passes over it and over any line that is not a JSON object."""
-    if not skip_unreadable:
-        with open(path, encoding="utf-8") as fh:
-            return [json.loads(line) for line in fh if line.strip()]
-    return read_jsonl_tolerant(path)[0]
+    """The rows of a JSONL file (``*.jsonl.gz`` too; blank lines ignored). A line that is not UTF-8 JSON raises a
+    :class:`~bluerec.errors.UserError` naming the file and line, unless ``skip_unreadable`` — for readers of a file
+    another process may be writing (a half-written last line) — passes over it and over any line that is not a
+    JSON object."""
+    if skip_unreadable:
+        return read_jsonl_tolerant(path)[0]
+    rows = []
+    with _open_binary(path) as fh:
+        for line_no, raw in enumerate(fh, 1):
+            if not raw.strip():
+                continue
+            try:
+                rows.append(json.loads(raw.decode("utf-8")))
+            except ValueError as err:  # UnicodeDecodeError is a ValueError too
+                raise UserError(f"{path}, line {line_no}: not a UTF-8 JSON line ({err})") from err
+    return rows
 
 
 def read_jsonl_tolerant(path: str | Path) -> tuple[list[dict[str, Any]], int]:
-    """The JSON-object rows of a JSONL file and how many non-blank lines were skipped as unreadable (not
-    JSON, not an object, not UTF-8), so a caller can say how many it dropped."""
+    """The JSON-object rows of a JSONL file (``*.jsonl.gz`` too) and how many non-blank lines were skipped as
+    unreadable (not JSON, not an object, not UTF-8), so a caller can say how many it dropped."""
     rows: list[dict[str, Any]] = []
     skipped = 0
-    with open(path, "rb") as fh:
+    with _open_binary(path) as fh:
         for raw in fh:
             if not raw.strip():
                 continue

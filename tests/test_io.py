@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from bluerec.errors import UserError
 from bluerec.io import read_jsonl, write_json_atomic, write_jsonl_atomic, write_text_atomic
 
 OLD = [{"user_id": "u1", "profile": "old"}]
@@ -76,6 +77,20 @@ def test_success_replaces_with_plain_file_permissions(tmp_path: Path) -> None:
 def test_read_jsonl_is_strict_unless_told_to_skip_unreadable_lines(tmp_path):
     path = tmp_path / "metrics.jsonl"
     path.write_text('{"step": 1}\n\n[1, 2]\n{"step": 2}\n{"step": 3, "loss"', encoding="utf-8")  # a half-written tail
-    with pytest.raises(json.JSONDecodeError):
+    with pytest.raises(UserError, match=r"metrics\.jsonl, line 5: not a UTF-8 JSON line"):
         read_jsonl(path)
     assert read_jsonl(path, skip_unreadable=True) == [{"step": 1}, {"step": 2}]
+
+
+def test_read_jsonl_reads_gzipped_rows_and_names_the_line_of_bad_bytes(tmp_path):
+    import gzip
+
+    path = tmp_path / "profiles.jsonl.gz"
+    with gzip.open(path, "wt", encoding="utf-8") as fh:
+        fh.write('{"user_id": "u1", "profile": "Likes tea"}\n\n{"user_id": "u2", "profile": "Café"}\n')
+    assert read_jsonl(path) == [{"user_id": "u1", "profile": "Likes tea"}, {"user_id": "u2", "profile": "Café"}]
+    assert read_jsonl(path, skip_unreadable=True) == read_jsonl(path)
+    plain = tmp_path / "gz-bytes.jsonl"  # a gzip file without the .gz suffix: an error naming file and line
+    plain.write_bytes(path.read_bytes())
+    with pytest.raises(UserError, match=r"gz-bytes\.jsonl, line 1"):
+        read_jsonl(plain)
