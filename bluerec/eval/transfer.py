@@ -152,17 +152,37 @@ def _prompt_for(p: TransferProfiler) -> PromptConfig:
     return PromptConfig()
 
 
+def progress_every(say: Callable[[str], None], label: str, step: float = 0.1) -> Callable[[int, int], None]:
+    """A ``progress(done, total)`` that says ``label: done/total users (rate, ETA)`` each time another ``step`` of
+    the total is done (and at the end): a few lines per cell in a log, not one per batch."""
+    start = time.perf_counter()
+    said = [-1.0]
+
+    def report(done: int, total: int) -> None:
+        frac = done / total if total else 1.0
+        if frac < 1.0 and frac - said[0] < step:
+            return
+        said[0] = frac
+        secs = time.perf_counter() - start
+        eta = secs / frac * (1 - frac) if frac > 0 else float("nan")
+        say(f"  {label}: {done:,}/{total:,} users ({secs:.0f}s, ~{eta:.0f}s left)")
+
+    return report
+
+
 def write_user_profiles(profiler: ProfilerConfig, dataset: Any, split: str, path: Path, prompt: PromptConfig,
-                        user_ids: list[str], max_new_tokens: int, batch_size: int, device: str | None) -> Path:
+                        user_ids: list[str], max_new_tokens: int, batch_size: int, device: str | None,
+                        progress: Callable[[int, int], None] | None = None) -> Path:
     """Greedy profiles of ``user_ids`` (their latest ``split`` row) into ``path``, resumable (missing users only):
-    the same generation code ``bluerec profile`` and ``bluerec evaluate --profiler`` use."""
+    the same generation code ``bluerec profile`` and ``bluerec evaluate --profiler`` use. ``progress(done, total)``
+    after each batch."""
     from bluerec.profiler.backends.base import GenerationConfig
     from bluerec.profiler.loader import load_profiler
     from bluerec.profiler.profile import generate_profiles
 
     gen = GenerationConfig(num_samples=1, max_new_tokens=max_new_tokens, do_sample=False, batch_size=batch_size)
     backend = load_profiler(profiler, device=device)
-    generate_profiles(backend, dataset, split, prompt, gen, path, resume=True, user_ids=user_ids)
+    generate_profiles(backend, dataset, split, prompt, gen, path, resume=True, user_ids=user_ids, progress=progress)
     return path
 
 
@@ -207,7 +227,8 @@ def run_transfer(config: TransferConfig, say: Callable[[str], None] | None = Non
             path = out / "profiles" / f"{p.name}__{target.name}.{config.split}.jsonl"
             say(f"{p.name} → {target.name}: profiles of {len(user_ids):,} {config.split} users")
             write_user_profiles(p.profiler, dataset, config.split, path, _prompt_for(p), user_ids,
-                                config.max_new_tokens, config.batch_size, config.device)
+                                config.max_new_tokens, config.batch_size, config.device,
+                                progress=progress_every(say, f"{p.name} → {target.name}"))
             metrics = run.evaluate_texts(p.name, load_profile_texts(path, run.examples))
             intervals = run.intervals().get(p.name, {})
             write_json_atomic(_cell_path(out, p.name, target.name), {

@@ -45,8 +45,10 @@ def config(a: Path, b: Path, final: Path, tiny: Path, out: Path) -> TransferConf
 def test_transfer_matrix_reads_a_profiler_trained_elsewhere(world, tmp_path, monkeypatch):
     a, b, final, tiny = world
     out = tmp_path / "tr"
-    matrix = run_transfer(config(a, b, final, tiny, out))
+    said: list[str] = []
+    matrix = run_transfer(config(a, b, final, tiny, out), say=said.append)
     assert set(matrix["cells"]["micro_a"]) == {"a", "b"}
+    assert any("micro_a → b: 15/15 users" in m for m in said)  # generation shows progress
     assert matrix["cells"]["micro_a"]["a"]["in_domain"] and not matrix["cells"]["micro_a"]["b"]["in_domain"]
     for target in ("a", "b"):
         cell = matrix["cells"]["micro_a"][target]
@@ -79,3 +81,15 @@ def test_config_refuses_bad_targets(tmp_path):
     with pytest.raises(Exception, match="exactly one"):
         parse_config(TransferConfig, {"profilers": [{"name": "p", "profiler": "x"}], "targets": [{"name": "t"}],
                                       "output_dir": str(tmp_path)}, "test")
+
+
+def test_progress_every_says_each_tenth_and_the_end():
+    from bluerec.eval.transfer import progress_every
+
+    said: list[str] = []
+    report = progress_every(said.append, "p → t")
+    for done in range(8, 101, 8):  # batches of 8 users out of 100
+        report(done, 100)
+    report(100, 100)
+    assert [m.split(":")[1].split()[0] for m in said] == ["8/100", "24/100", "40/100", "56/100", "72/100", "88/100",
+                                                           "100/100"]
