@@ -62,6 +62,7 @@ def _evaluate_trained_profiler_from_the_cli(run: Path) -> None:
     out = run / "cli-eval"
     res = CliRunner().invoke(app, ["evaluate", "--dataset", str(run / "data"), "--profiler", str(run / "train" / "final"),
                                    "-m", "last_item", "--protocol", "full", "--max-users", "20", "--out", str(out),
+                                   "--max-new-tokens", "6",
                                    "--cache-dir", str(run / "cache")])
     assert res.exit_code == 0, res.output
     summary = json.loads((out / "summary.json").read_text())
@@ -71,6 +72,7 @@ def _evaluate_trained_profiler_from_the_cli(run: Path) -> None:
     evaluated = {json.loads(line)["user_id"] for line in (out / "profiles" / "profiler.jsonl").read_text().splitlines()}
     assert len({r["user_id"] for r in rows}) == len(rows) == 20 and {r["user_id"] for r in rows} == evaluated
     assert all(isinstance(r["profile"], str) for r in rows)
+    assert {r["generation"]["max_new_tokens"] for r in rows} == {6}  # --max-new-tokens reaches the generator
 
 
 def test_quickstart_rerun_never_reuses_profiles_of_the_previous_models(tmp_path: Path):

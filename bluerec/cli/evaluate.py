@@ -16,6 +16,7 @@ def evaluate(
     method: Optional[list[str]] = typer.Option(None, "--method", "-m", help="Baseline to run (repeatable): popularity, history_text, mean_embedding, last_item, template, successor_text, successor_mean. Default: all."),
     profiles: Optional[list[str]] = typer.Option(None, "--profiles", help="Extra method from a profiles JSONL, as NAME=PATH (repeatable), e.g. blue=runs/x/profiles.test.jsonl."),
     profiler: Optional[Path] = typer.Option(None, "--profiler", help="A trained profiler folder: generate its profiles for the split (resumable) and evaluate them as method 'profiler'."),
+    max_new_tokens: int = typer.Option(64, "--max-new-tokens", help="--profiler: the longest profile it writes, in new tokens (greedy). Give a warm-started profiler at least its targets' length."),
     protocol: Optional[list[str]] = typer.Option(None, "--protocol", help="full (whole catalogue) and/or sampled (target + 99 seeded uniform negatives). Default: both."),
     split: str = typer.Option("test", help="Which split to evaluate: test, or valid (use valid for every choice you tune)."),
     history_items: int = typer.Option(20, help="N most recent history items for history text, mean embedding and template."),
@@ -36,6 +37,7 @@ def evaluate(
         # a writable output, a readable dataset and an existing model; not after the metrics are computed.
         check_at_least("--max-users", max_users)
         check_at_least("--history-items", history_items)
+        check_at_least("--max-new-tokens", max_new_tokens)
         for p in protocol or []:
             if p not in ("full", "sampled"):
                 raise UserError(f"--protocol {p!r}: expected one of 'full', 'sampled'")
@@ -96,7 +98,8 @@ def evaluate(
                 users = [ex.user_id for ex in
                          select_examples(PreparedDataset(cfg.dataset), cfg.split, cfg.max_users, cfg.seed)]
                 cfg.profiles["profiler"] = profiles_for_run(profiler, cfg.dataset, cfg.split,
-                                                            out / "profiler_profiles.jsonl", user_ids=users)
+                                                            out / "profiler_profiles.jsonl", user_ids=users,
+                                                            max_new_tokens=max_new_tokens)
             run = EvaluationRun(cfg, say=say, warn=warn)
             summary = run.run_all(out)
     by_protocol = {f"{m} ({p})": metrics for m, r in summary["results"].items() for p, metrics in r.items()}
