@@ -121,6 +121,8 @@ class WarmStartResult:
     seconds: float
     examples_per_s: float
     losses: list[tuple[int, float]] = field(default_factory=list)  # (step, logged loss)
+    n_truncated: int = 0  # targets cut to max_target_tokens
+    target_tokens: dict[str, int] = field(default_factory=dict)  # {p50, p90, max} of the targets before cutting
 
     @property
     def first_loss(self) -> float | None:
@@ -220,10 +222,25 @@ def make_warmstart_examples(
 
 # --- training -------------------------------------------------------------------------------------------
 
-def _prepare(tokenizer: Any, examples: Sequence[Example], config: WarmStartConfig) -> tuple[list[dict], int]:
+def target_length_summary(lengths: Sequence[int]) -> dict[str, int]:
+    """``{p50, p90, max}`` of target lengths in tokens (nearest-rank percentiles; ``{}`` for none)."""
+    if not lengths:
+        return {}
+    ordered = sorted(lengths)
+
+    def rank(q: float) -> int:
+        return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
+
+    return {"p50": rank(0.5), "p90": rank(0.9), "max": ordered[-1]}
+
+
+def _prepare(tokenizer: Any, examples: Sequence[Example], config: WarmStartConfig
+             ) -> tuple[list[dict], int, list[int]]:
+    """The SFT rows, how many examples were left out (prompt over budget) and each kept target's length in tokens
+    before it was cut to ``max_target_tokens`` (the cut ones are counted in a warning)."""
     count = token_counter(tokenizer)
     chat = prompt_renderer(tokenizer)  # the same chat-template fallback as inference and GRPO
-    rows, dropped = [], 0
+    rows, dropped, lengths = [], 0, []
     for messages, target in examples:
         # A plain-text prompt (str) trains a plain continuation, e.g. a reader LM scored without a chat template.
         prompt_text = messages if isinstance(messages, str) else messages_text(messages)
@@ -231,6 +248,7 @@ def _prepare(tokenizer: Any, examples: Sequence[Example], config: WarmStartConfi
             dropped += 1
             continue
         ids = tokenizer(target, add_special_tokens=False, verbose=False)["input_ids"]
+        lengths.append(len(ids))
         if len(ids) > config.max_target_tokens:
             target = tokenizer.decode(ids[: config.max_target_tokens], skip_special_tokens=True)
         if isinstance(messages, str):
@@ -242,7 +260,13 @@ def _prepare(tokenizer: Any, examples: Sequence[Example], config: WarmStartConfi
         warnings.warn(f"warm start: {dropped} of {len(examples)} examples have prompts over "
                       f"{config.max_prompt_tokens} tokens and were left out; fit prompts with count_tokens",
                       stacklevel=3)
-    return rows, dropped
+    cut = sum(n > config.max_target_tokens for n in lengths)
+    if cut:
+        warnings.warn(f"warm start: {cut} of {len(lengths)} targets are longer than max_target_tokens "
+                      f"({config.max_target_tokens}) and were cut (lengths {target_length_summary(lengths)}); the "
+                      "profiler learns to stop mid-sentence there — raise max_target_tokens or shorten the target",
+                      stacklevel=3)
+    return rows, dropped, lengths
 
 
 def _plain_loss_sft_trainer() -> type:
@@ -283,7 +307,7 @@ def warm_start(
         raise ValueError("warm start needs a tokenizer with a chat_template (prompt-completion chats)")
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    rows, dropped = _prepare(tokenizer, examples, config)
+    rows, dropped, target_lengths = _prepare(tokenizer, examples, config)
     if not rows:
         raise ValueError(f"warm start: no usable examples (got {len(examples)}, {dropped} over the prompt budget)")
     train_ds = Dataset.from_list(rows)
@@ -349,4 +373,6 @@ def warm_start(
     saved = save_pretrained_atomic(model, tokenizer, out_dir)
     seen = min(steps, total_steps) * per_step
     return WarmStartResult(out_dir=saved, steps=steps, n_examples=len(rows), n_dropped=dropped, seconds=seconds,
-                           examples_per_s=seen / seconds if seconds > 0 else float("nan"), losses=losses)
+                           examples_per_s=seen / seconds if seconds > 0 else float("nan"), losses=losses,
+                           n_truncated=sum(n > config.max_target_tokens for n in target_lengths),
+                           target_tokens=target_length_summary(target_lengths))

@@ -183,7 +183,13 @@ def _warm_start_one(config: WarmStartRunConfig, dataset: Any, target: str, folde
     record = {"target": target, "steps": result.steps, "n_examples": result.n_examples,
               "n_dropped": result.n_dropped, "seconds": round(result.seconds, 1),
               "first_loss": result.first_loss, "last_loss": result.last_loss,
-              "losses": [[s, loss] for s, loss in result.losses]}
+              "losses": [[s, loss] for s, loss in result.losses],
+              "n_truncated": result.n_truncated, "target_tokens": result.target_tokens}
+    p90 = result.target_tokens.get("p90", 0)
+    if p90 > config.selection.max_new_tokens:  # the profiles this model writes are cut before the taught text ends
+        say(f"    warning: {target}: more than 10% of the targets are longer than selection.max_new_tokens="
+            f"{config.selection.max_new_tokens} (90th percentile {p90} tokens): those profiles stop mid-target; "
+            "raise it (and the GRPO completion length) or shorten the target")
     write_json_atomic(folder / RESULT_FILE, record)  # written last: it marks the candidate finished
     del profiler
     return record

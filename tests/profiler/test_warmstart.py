@@ -11,6 +11,7 @@ from bluerec.profiler.warmstart import (
     WarmStartConfig,
     make_target,
     make_warmstart_examples,
+    target_length_summary,
     warm_start,
 )
 from bluerec.profiler.template import TemplateItem
@@ -75,6 +76,27 @@ def test_long_prompts_are_left_out(tmp_path, micro_dir):
         result = warm_start(profiler.model, profiler.tokenizer, [(long_chat, "x"), (short_chat, "y")], cfg,
                             tmp_path / "out")
     assert result.n_examples == 1 and result.n_dropped == 1 and result.examples_per_s > 0
+
+
+def test_long_targets_are_cut_counted_and_summarised(tmp_path, micro_dir):
+    profiler = HFProfiler.from_pretrained(micro_dir, device="cpu")
+    chat = build_messages([HistoryItem("lipstick")])
+    cfg = WarmStartConfig(max_steps=1, batch_size=2, max_target_tokens=8, logging_steps=1)
+    long_target = "lipstick shampoo nail polish " * 10
+    with pytest.warns(UserWarning, match=r"1 of 2 targets are longer than max_target_tokens \(8\) and were cut"):
+        result = warm_start(profiler.model, profiler.tokenizer, [(chat, long_target), (chat, "lipstick")], cfg,
+                            tmp_path / "out")
+    lengths = sorted(len(profiler.tokenizer(t, add_special_tokens=False)["input_ids"]) for t in (long_target,
+                                                                                               "lipstick"))
+    assert result.n_truncated == 1 and lengths[1] > 8
+    assert result.target_tokens == {"p50": lengths[0], "p90": lengths[1], "max": lengths[1]}
+
+
+def test_target_length_summary_uses_nearest_rank_percentiles():
+    assert target_length_summary([]) == {}
+    assert target_length_summary([5]) == {"p50": 5, "p90": 5, "max": 5}
+    assert target_length_summary(list(range(1, 11))) == {"p50": 5, "p90": 9, "max": 10}
+    assert target_length_summary([60] * 9 + [20]) == {"p50": 60, "p90": 60, "max": 60}
 
 
 def test_targets():

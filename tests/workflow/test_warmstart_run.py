@@ -58,13 +58,17 @@ def test_cli_single_target_with_lora(tmp_path, word_dataset, qwen2_dir):
     path = tiny_yaml(tmp_path, word_dataset, qwen2_dir)
     text = path.read_text().replace(f"profiler: {{model: {qwen2_dir}, device: cpu}}",
                                     f"profiler: {{model: {qwen2_dir}, device: cpu, lora: {{enabled: true, r: 4}}}}")
-    path.write_text(text + "choose_target: []\nwarmstart: {target: recent_items}\n")
+    # profiles of 2 new tokens cannot hold the copied titles: the run says so
+    path.write_text(text + "choose_target: []\nwarmstart: {target: recent_items}\nselection: {max_new_tokens: 2}\n")
     proc = run_cli("warmstart", "-c", str(path), "--max-steps", "2", cwd=tmp_path, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = tmp_path / "ws"
     summary = json.loads((out / "summary.json").read_text())
     assert summary["chosen"] == "recent_items" and summary["validation"] == {}
-    assert summary["results"]["recent_items"]["steps"] == 2
+    result = summary["results"]["recent_items"]
+    assert result["steps"] == 2 and result["n_truncated"] == 0
+    assert 2 < result["target_tokens"]["p50"] <= result["target_tokens"]["p90"] <= result["target_tokens"]["max"]
+    assert "more than 10% of the targets are longer than selection.max_new_tokens=2" in " ".join((proc.stdout + proc.stderr).split())
     model = out / "model"
     assert (model / "model.safetensors").exists() and not (model / "adapter_config.json").exists()  # merged
 
