@@ -92,7 +92,7 @@ class Plan:
     evaluate: EvaluateConfig
     zero_shot: ProfilerConfig
     prompts: dict[str, PromptConfig]
-    max_new_tokens: int = 48
+    budgets: dict[str, int]
     generation_batch_size: int = 32
     notes: list[str] = field(default_factory=list)
 
@@ -138,6 +138,7 @@ def make_plan(dataset: Path, work: Path, *, variants: list[str], max_users: int 
 
     warmstarts = {"": warm_config("")}
     prompts = {"zero_shot": warmstarts[""].prompt, "warmstart": warmstarts[""].prompt}
+    tags = {"zero_shot": "", "warmstart": ""}  # row → the tag of the warm start of its prompt
     train = {}
     for variant in variants:
         cfg = load_config(BlueTrainConfig, train_dir / VARIANTS[variant], {
@@ -148,11 +149,13 @@ def make_plan(dataset: Path, work: Path, *, variants: list[str], max_users: int 
             tag = variant
             warmstarts[tag] = warm_config(tag, cfg.prompt)
             prompts[f"zero_shot_{tag}"] = prompts[f"warmstart_{tag}"] = cfg.prompt
+            tags[f"zero_shot_{tag}"] = tags[f"warmstart_{tag}"] = tag
         if not cfg.eval.select_best:
             raise SystemExit(f"{train_dir / VARIANTS[variant]}: set eval.select_best: true (the test rows use best/)")
         train[variant] = cfg.model_copy(update={"profiler": cfg.profiler.model_copy(update={
             "model": str(work / f"warmstart{_suffix(tag)}" / "model")})})
         prompts[f"blue_{variant}"] = cfg.prompt
+        tags[f"blue_{variant}"] = tag
     ws = warmstarts[""]
     ev = EvaluateConfig.model_validate({
         "dataset": str(dataset), "split": "test",
@@ -162,7 +165,7 @@ def make_plan(dataset: Path, work: Path, *, variants: list[str], max_users: int 
         "intervals": {"references": REFERENCES}, **(evaluate_overrides or {})})
     zero_shot = ws.profiler.model_copy(update={"lora": ws.profiler.lora.model_copy(update={"enabled": False})})
     return Plan(dataset=dataset, work=work, warmstarts=warmstarts, train=train, evaluate=ev, zero_shot=zero_shot,
-                prompts=prompts, max_new_tokens=ws.selection.max_new_tokens,
+                prompts=prompts, budgets={n: warmstarts[t].selection.max_new_tokens for n, t in tags.items()},
                 generation_batch_size=ws.selection.batch_size)
 
 
@@ -178,16 +181,67 @@ def train_digest(cfg: BlueTrainConfig) -> str:
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:12]
 
 
+def warmstart_digest(cfg: WarmStartRunConfig) -> str:
+    """What a warm-start row depends on, as a short hash: the warm-start config less its machine-specific paths and
+    its target choice (``choose_target``, ``warmstart.target``: a choice made on validation users and recorded as
+    ``chosen``), so that stored warm-start profiles are reused only for the settings that made them."""
+    import hashlib
+    import json
+
+    data = cfg.model_dump(mode="json", exclude={"dataset", "output_dir", "item_cache_dir", "num_threads",
+                                                 "overwrite", "choose_target"})
+    data["warmstart"].pop("target", None)
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:12]
+
+
+# Every row of every run before budgets were recorded per row was generated with this one budget.
+LEGACY_MAX_NEW_TOKENS = 48
+
+
+def stale_rows(plan: Plan, stored: dict[str, Path], prior: dict[str, Any]) -> dict[str, str]:
+    """The stored rows that ``plan`` must make again, each with the reason: profiles of another generation budget,
+    warm-start rows of another warm-start config (and the BLUE rows trained from that warm start), BLUE rows of
+    another training config. ``prior`` is the stored ``provenance.json``."""
+    stale: dict[str, str] = {}
+    for name in stored:
+        made_at = prior.get("profiles", {}).get(name, {}).get("max_new_tokens", LEGACY_MAX_NEW_TOKENS)
+        if made_at != plan.budgets[name]:
+            stale[name] = f"were generated with {made_at} new tokens, this run's budget is {plan.budgets[name]}"
+    remade_warm = set()
+    for tag, ws in plan.warmstarts.items():
+        name = f"warmstart{_suffix(tag)}"
+        made_with = prior.get("warmstart", {}).get(tag, {}).get("config_digest")
+        if name in stored and made_with != warmstart_digest(ws):
+            stale.setdefault(name, f"came from another warm-start config ({made_with or 'not recorded'} ≠ "
+                                   f"{warmstart_digest(ws)})")
+        if name in stale or name not in stored:
+            remade_warm.add(tag)
+    for variant, cfg in plan.train.items():
+        name = f"blue_{variant}"
+        if name not in stored:
+            continue
+        made_with = prior.get("grpo", {}).get(variant, {}).get("config_digest")
+        if made_with != train_digest(cfg):
+            stale.setdefault(name, f"came from another training config ({made_with or 'not recorded'} ≠ "
+                                   f"{train_digest(cfg)})")
+        elif _prompt_tag(plan.warmstarts, cfg.prompt) in remade_warm:
+            stale.setdefault(name, "were trained from a warm start that this run makes again")
+    return stale
+
+
 def _fingerprint(folder: Path) -> str:
     """Which model this is: its folder and the weights' modification time (a retrained model differs)."""
     weights = folder / "model.safetensors"
     return f"{folder}:{weights.stat().st_mtime_ns if weights.exists() else 0}"
 
 
-def fresh_profiles(path: Path, profiler: Path | str) -> Path:
-    """``path``, emptied when its profiles came from another model (resume only what this model wrote)."""
+def fresh_profiles(path: Path, profiler: Path | str, max_new_tokens: int | None = None) -> Path:
+    """``path``, emptied when its profiles came from another model or another generation budget (resume only what
+    this model wrote with this budget)."""
     source = path.with_name(path.name + ".source")
     mark = _fingerprint(Path(profiler)) if Path(profiler).exists() else str(profiler)
+    if max_new_tokens is not None:
+        mark += f"|max_new_tokens={max_new_tokens}"
     if path.exists() and (not source.exists() or source.read_text() != mark):
         path.unlink()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -281,12 +335,9 @@ def run_plan(plan: Plan, say: Say = print, embedder: Any = None, reuse: Path | N
     users = [ex.user_id for ex in select_examples(ds, "test", ev.max_users, ev.seed)]
     stored = stored_profiles(reuse, list(plan.prompts), users)
     prior = _read_json(reuse / "provenance.json") if reuse is not None else {}
-    for variant, cfg in plan.train.items():  # a GRPO row made under another training config is made again
-        made_with = prior.get("grpo", {}).get(variant, {}).get("config_digest")
-        if f"blue_{variant}" in stored and made_with != train_digest(cfg):
-            say(f"stored blue_{variant} profiles came from another training config "
-                f"({made_with or 'not recorded'} ≠ {train_digest(cfg)}): training it again")
-            del stored[f"blue_{variant}"]
+    for name, why in stale_rows(plan, stored, prior).items():
+        say(f"stored {name} profiles {why}: making them again")
+        del stored[name]
     if stored:
         say(f"reusing stored test profiles of {', '.join(stored)} ({reuse})")
     to_train = [v for v in plan.train if f"blue_{v}" not in stored]
@@ -304,7 +355,7 @@ def run_plan(plan: Plan, say: Say = print, embedder: Any = None, reuse: Path | N
             continue
         say(f"1/3 warm start{' (' + tag + ' prompt)' if tag else ''} (bluerec warmstart): candidate targets, "
             "chosen on validation users")
-        warm[tag] = run_warmstart(ws, say=lambda m: say("    " + m))
+        warm[tag] = {**run_warmstart(ws, say=lambda m: say("    " + m)), "config_digest": warmstart_digest(ws)}
     lap("warm start")
 
     grpo: dict[str, Any] = {}
@@ -354,9 +405,11 @@ def run_plan(plan: Plan, say: Say = print, embedder: Any = None, reuse: Path | N
         t = time.perf_counter()
         profiler = plan.zero_shot if model == plan.zero_shot.model else plan.zero_shot.model_copy(
             update={"model": str(model)})
-        generate_profile_file(profiler, ds, "test", fresh_profiles(path, model), plan.prompts[name],
-                              plan.max_new_tokens, user_ids=users, batch_size=plan.generation_batch_size)
-        made[name] = {"model": str(model), "users": len(users), "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+        generate_profile_file(profiler, ds, "test", fresh_profiles(path, model, plan.budgets[name]),
+                              plan.prompts[name], plan.budgets[name], user_ids=users,
+                              batch_size=plan.generation_batch_size)
+        made[name] = {"model": str(model), "users": len(users), "max_new_tokens": plan.budgets[name],
+                      "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
         say(f"    profiles {name}: {len(users)} users in {time.perf_counter() - t:.0f}s")
     summary = run.run_all(plan.work / "eval")
     examples = example_users(run, list(plan.prompts), n=3, seed=ev.seed)  # profiles before and after BLUE

@@ -96,6 +96,47 @@ def test_profiles_of_another_model_are_not_resumed(bench, tmp_path):
     path.write_text('{"user_id": "u1", "profile": "from a"}\n')
     assert bench.fresh_profiles(path, model_a).exists()  # same model: resume
     assert not bench.fresh_profiles(path, model_b).exists()  # another model: start over
+    path.write_text('{"user_id": "u1", "profile": "from b"}\n')
+    assert bench.fresh_profiles(path, model_b, 48).exists() is False  # the budget was not recorded: start over
+    path.write_text('{"user_id": "u1", "profile": "from b at 48"}\n')
+    assert bench.fresh_profiles(path, model_b, 48).exists()
+    assert not bench.fresh_profiles(path, model_b, 80).exists()  # another budget: start over
+
+
+def test_each_row_is_generated_at_the_budget_its_warm_start_was_chosen_at(bench, tmp_path):
+    plan = bench.make_plan(tmp_path, tmp_path, variants=["both", "context"], max_users=None)
+    base, context = plan.warmstarts[""].selection.max_new_tokens, plan.warmstarts["context"].selection.max_new_tokens
+    assert plan.budgets == {"zero_shot": base, "warmstart": base, "blue_both": base, "zero_shot_context": context,
+                            "warmstart_context": context, "blue_context": context}
+    # the context target (two titles and a successor) needs more room than the history-only one, and the GRPO
+    # completions and the warm start's target cut get it too
+    assert context > base
+    assert plan.train["context"].grpo.max_completion_length >= context
+    assert plan.warmstarts["context"].warmstart.max_target_tokens > context
+
+
+def test_stored_rows_are_made_again_when_budget_or_config_differ(bench, tmp_path):
+    plan = bench.make_plan(tmp_path, tmp_path, variants=["both", "context"], max_users=None)
+    names = list(plan.prompts)
+    stored = {n: tmp_path / f"{n}.test.jsonl.gz" for n in names}
+    digests = {"warmstart": {t: {"config_digest": bench.warmstart_digest(ws)} for t, ws in plan.warmstarts.items()},
+               "grpo": {v: {"config_digest": bench.train_digest(c)} for v, c in plan.train.items()},
+               "profiles": {n: {"max_new_tokens": plan.budgets[n]} for n in names}}
+    assert bench.stale_rows(plan, stored, digests) == {}
+    # a record without a budget was made at the legacy 48: fine for a 48-token row, stale for the others
+    legacy = {**digests, "profiles": {}}
+    assert set(bench.stale_rows(plan, stored, legacy)) == {n for n in names if plan.budgets[n] != 48}
+    # another warm-start config (the cut of its targets): its warm-start row and the BLUE row trained from it
+    other = plan.warmstarts["context"].model_copy(update={"warmstart": plan.warmstarts["context"].warmstart.model_copy(
+        update={"max_target_tokens": 32})})
+    assert bench.warmstart_digest(other) != bench.warmstart_digest(plan.warmstarts["context"])
+    changed = {**digests, "warmstart": {**digests["warmstart"], "context": {"config_digest": "0ld"}}}
+    why = bench.stale_rows(plan, stored, changed)
+    assert set(why) == {"warmstart_context", "blue_context"} and "0ld" in why["warmstart_context"]
+    # the target choice is recorded as "chosen", not part of the digest; a missing warm-start row forces its BLUE row
+    pinned = plan.warmstarts[""].model_copy(update={"choose_target": []})
+    assert bench.warmstart_digest(pinned) == bench.warmstart_digest(plan.warmstarts[""])
+    assert set(bench.stale_rows(plan, {n: p for n, p in stored.items() if n != "warmstart"}, digests)) == {"blue_both"}
 
 
 def test_exporting_profiles_merges_records_and_keeps_earlier_runs(bench, tmp_path):
@@ -141,7 +182,7 @@ def test_the_composition_runs_end_to_end_and_resumes(bench, fixtures, tmp_path):
                              "reader": {"model": "same_as_profiler", "max_length": 128}},
             evaluate_overrides={"intervals": {"references": bench.REFERENCES, "n_resamples": 50},
                                 "protocols": [{"protocol": "full"}]})
-        plan.max_new_tokens = 8
+        plan.budgets = dict.fromkeys(plan.budgets, 8)
         return plan
 
     plan = make(tmp_path / "work", ["both", "context"])
