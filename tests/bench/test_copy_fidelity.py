@@ -1,0 +1,41 @@
+"""bench/copy_fidelity.py: the copy statistics of a profile against the target it was taught."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("copy_fidelity_bench", ROOT / "bench" / "copy_fidelity.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module
+
+
+def test_fidelity_counts_each_kind_of_copy(bench):
+    target = "Recently: Rose Mask; Clay Mask. Often bought next: Sheet Mask Set."
+    history = ["Brush", "Clay Mask", "Rose Mask"]
+    profiles = [
+        target,                                                       # exact
+        "Recently: Rose Mask; Clay Mask. Often bought ne",            # cut by the budget
+        "Recently: Clay Mask; Rose Mask. Often bought next: Sheet Mask Set.",  # order swapped
+        "Recently: Rose Mask; Clay Mask. Often bought next: Brush.",  # a history title as the successor
+        "A skincare lover.",                                          # no section at all
+    ]
+    r = bench.fidelity(profiles, [target] * 5, [history] * 5, [14, 16, 14, 15, 5], budget=16)
+    assert r["n"] == 5 and r["exact"] == 1 and r["cut_prefix_of_target"] == 1 and r["at_budget"] == 1
+    assert r["newest_title_first"] == 3  # exact, cut and the history-successor one start with the newest title
+    assert r["successor_right"] == 2 and r["successor_is_history_title"] == 1
+    assert r["no_successor_section"] == 2  # the cut one lost its section too
+    assert r["shares"]["exact"] == 0.2 and 0 < r["mean_similarity"] < 1
+    assert r["token_lengths"] == {"p50": 14, "p90": 16, "max": 16}
+    with pytest.raises(ValueError, match="2 profiles for 1 targets"):
+        bench.fidelity(profiles[:2], [target], [history], [1, 1], budget=None)
