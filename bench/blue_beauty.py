@@ -277,8 +277,9 @@ def export_profiles(plan: Plan, folder: Path, record: dict[str, Any]) -> None:
     from bluerec.io import atomic_path, write_json_atomic
 
     for name, src in plan.evaluate.profiles.items():
-        with atomic_path(folder / f"{name}.test.jsonl.gz") as tmp, open(src, "rb") as fin, \
-                gzip.GzipFile(tmp, "wb", mtime=0) as fout:  # mtime 0: the same bytes every run
+        # mtime 0 and no file name in the header (it would be the random temp name): the same bytes every run
+        with atomic_path(folder / f"{name}.test.jsonl.gz") as tmp, open(src, "rb") as fin, open(tmp, "wb") as raw, \
+                gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as fout:
             shutil.copyfileobj(fin, fout)
     previous = _read_json(folder / "provenance.json")
     # other top-level keys (e.g. ``earlier_runs``: the records of rows a later run replaced) are kept as they are

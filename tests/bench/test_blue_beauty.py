@@ -158,6 +158,10 @@ def test_exporting_profiles_merges_records_and_keeps_earlier_runs(bench, tmp_pat
     assert record["earlier_runs"] == {"run1": {"grpo": {"both": {"best": {"step": 20}}}}}
     with gzip.open(stored / "zero_shot.test.jsonl.gz", "rt") as fh:
         assert json.loads(fh.read()) == {"user_id": "u1", "profile": "likes masks"}
+    # exported again unchanged: the same bytes (no temp file name or time in the gzip header), so git sees no change
+    first = (stored / "zero_shot.test.jsonl.gz").read_bytes()
+    bench.export_profiles(plan, stored, {})
+    assert (stored / "zero_shot.test.jsonl.gz").read_bytes() == first
 
 
 def test_the_composition_runs_end_to_end_and_resumes(bench, fixtures, tmp_path):
