@@ -48,14 +48,19 @@ FORMS = ("recent_items", "recent_items+context", "recent_pair+successor")  # war
 console = Console()
 
 
+def shown_history(ds: Any, ex: Any, ws: WarmStartRunConfig) -> list[str]:
+    """The user's newest item texts as the prompt shows them (title, else item text; clipped)."""
+    pc, titles, index = ws.prompt, ds.items.titles, ds.items.index
+    return [clip(titles[index[i]] or ds.items.texts[index[i]], pc.max_item_chars)
+            for i in ds.full_history(ex)][-pc.max_history_items:]
+
+
 def target_texts(run: EvaluationRun, ws: WarmStartRunConfig, split: str) -> dict[str, list[str]]:
     """Each target form, plus two shorter references ("Latest: <title>." with and without the top successor)."""
     ds, pc = run.dataset, ws.prompt
-    titles, index = ds.items.titles, ds.items.index
     out: dict[str, list[str]] = {}
     for ex in run.examples:
-        shown = [clip(titles[index[i]] or ds.items.texts[index[i]], pc.max_item_chars)
-                 for i in ds.full_history(ex)][-pc.max_history_items:]
+        shown = shown_history(ds, ex, ws)
         context = [clip(t, pc.collaborative.max_item_chars) for t in context_for(ds, ex, pc, split)]
         for form in FORMS:
             out.setdefault(form, []).append(make_target(form, [], None, history_texts=shown, context_texts=context))

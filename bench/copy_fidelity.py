@@ -40,10 +40,8 @@ from bluerec.config import load_config  # noqa: E402
 from bluerec.io import write_json_atomic, write_text_atomic  # noqa: E402
 from bluerec.workflow import WarmStartRunConfig  # noqa: E402
 
-SHARED = ROOT.parent / "shared" / "data" / "seqrec_benchmark_amazon"
-RESULTS = ROOT / "bench" / "results"
-SUBSET = "amazon2014-beauty"
-WARMSTART_CONFIG = ROOT / "configs" / "warmstart" / "beauty_smollm2_context.yaml"
+from context_targets import RESULTS, SHARED, SUBSET, WARMSTART_CONFIG  # noqa: E402  (the same data and config)
+
 SUCCESSOR = " Often bought next: "
 console = Console()
 
@@ -121,7 +119,7 @@ def main() -> int:
         console.print(f"[yellow]skipped: {SHARED} is absent (the shared real data sits beside the repository)[/]")
         return 0
     from baselines import prepared
-    from context_targets import target_texts
+    from context_targets import shown_history, target_texts
 
     from transformers import AutoTokenizer
 
@@ -133,11 +131,7 @@ def main() -> int:
     ws = load_config(WarmStartRunConfig, WARMSTART_CONFIG, {"dataset": str(ds.root)})
     examples = select_examples(ds, "test", args.max_users, args.seed)
     targets = target_texts(SimpleNamespace(dataset=ds, examples=examples), ws, "test")[args.target]
-    from bluerec.profiler.prompts import clip
-
-    titles, index, texts = ds.items.titles, ds.items.index, ds.items.texts
-    history = [[clip(titles[index[i]] or texts[index[i]], ws.prompt.max_item_chars) for i in ds.full_history(ex)]
-               [-ws.prompt.max_history_items:] for ex in examples]  # as bench/context_targets.py shows them
+    history = [shown_history(ds, ex, ws) for ex in examples]
     tokenizer = AutoTokenizer.from_pretrained(resolve_model(ws.profiler.model))  # the profiler's own tokens
     budgets = dict(b.split("=", 1) for b in args.budget)
     results: dict[str, Any] = {}

@@ -3,22 +3,14 @@ shares, ratios and MFU follow from the measured seconds."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("grpo_step_bench", ROOT / "bench" / "grpo_step.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
-    return module
+    from support.benches import load_bench
+
+    return load_bench("grpo_step")
 
 
 def test_phase_timer_wraps_and_restores(bench):

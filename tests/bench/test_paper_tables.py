@@ -15,13 +15,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _bench():
-    import importlib.util
+    from support.benches import load_bench
 
-    spec = importlib.util.spec_from_file_location("paper_tables_bench", ROOT / "bench" / "paper_tables.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
-    return module
+    return load_bench("paper_tables")
 
 
 def test_the_default_config_plans_every_method_on_one_warm_start(tmp_path):
