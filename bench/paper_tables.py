@@ -515,11 +515,16 @@ class Paper:
                      for name in self.c.datasets if (r := s.done(f"retrieval/{name}")) is not None}
         for name, by_e in intervals.items():  # SASRec / BERT4Rec against the frozen embedder's references
             by_e["frozen"] = {**by_e["frozen"], **self.sequential_intervals(name)}
+        # what the markdown needs beside the intervals to print them: references, settings, users (frozen run)
+        interval_meta = {name: {k: r["summaries"]["frozen"].get(k) for k in ("references", "interval_settings",
+                                                                           "n_users")}
+                         for name in self.c.datasets if (r := s.done(f"retrieval/{name}")) is not None}
         compare = {name: r["table"] for name in self.c.datasets if (r := s.done(f"retrieval/{name}")) is not None}
         n_users = {name: r["table"]["n_users"] for name in self.c.datasets
                    if (r := s.done(f"retrieval/{name}")) is not None}
         return {"methods": self.method_rows(), "datasets": list(self.c.datasets), "train_on": list(self.c.train_on),
-                "n_users": n_users, "retrieval": retrieval, "intervals": intervals, "embedders": compare,
+                "n_users": n_users, "retrieval": retrieval, "intervals": intervals, "interval_meta": interval_meta,
+                "embedders": compare,
                 "finetune": {n: s.done(f"finetune/{n}") for n in self.c.datasets},
                 "sequential_training": {f"{m}/{n}": (s.done(f"{m}/{n}") or {}).get("training")
                                         for m in SEQUENTIAL for n in self.c.datasets},
@@ -531,6 +536,16 @@ def _cell(cell: dict[str, Any] | None, protocol: str, metric: str) -> str:
     if not cell or protocol not in cell:
         return "—"
     return f"{cell[protocol][metric]:.4f}"
+
+
+def frozen_interval_summary(tables: dict[str, Any], dataset: str, intervals: dict[str, Any]) -> dict[str, Any]:
+    """The evaluation-summary shape :func:`bluerec.eval.run.intervals_markdown` reads, for one dataset's frozen
+    embedder: every method's means (SASRec/BERT4Rec included) beside its intervals against the references."""
+    meta = (tables.get("interval_meta") or {}).get(dataset) or {}
+    results = {m: cell for m in tables["methods"] if (cell := tables["retrieval"]["frozen"][m].get(dataset))}
+    return {"results": results, "intervals": intervals, "references": meta.get("references") or [],
+            "interval_settings": meta.get("interval_settings") or {},
+            "n_users": meta.get("n_users") or tables["n_users"].get(dataset, 0)}
 
 
 def markdown(payload: dict[str, Any]) -> str:
@@ -561,7 +576,7 @@ def markdown(payload: dict[str, Any]) -> str:
             lines.append("")
     lines += ["## Paired bootstrap 95% intervals (frozen embedder; method − reference, same users)", ""]
     for d, by_e in t["intervals"].items():
-        lines += [f"### {d}", "", intervals_markdown({"intervals": by_e["frozen"]}), ""]
+        lines += [f"### {d}", "", intervals_markdown(frozen_interval_summary(t, d, by_e["frozen"])), ""]
     lines += ["## Frozen vs fine-tuned embedder", ""]
     for d, table in t["embedders"].items():
         ft = t["finetune"].get(d) or {}

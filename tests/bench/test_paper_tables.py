@@ -114,6 +114,13 @@ def test_every_table_has_every_method_row(smoke):
     for section in ("frozen embedder, full", "finetuned embedder, sampled", "Cross-domain transfer",
                     "Personalized QA", "Frozen vs fine-tuned"):
         assert section in md
+    # the intervals section prints each dataset's tables (mean and interval against every reference), not headings
+    section = md.split("## Paired bootstrap 95% intervals")[1].split("## Frozen vs fine-tuned")[0]
+    for d in t["datasets"]:
+        block = section.split(f"### {d}")[1].split("### ")[0]
+        assert "| method | ndcg@10 | − last_item |" in block, block
+        assert "| sasrec |" in block and "| bert4rec |" in block
+    assert "| blue |" in section.split(f"### {trained_on}")[1].split("### ")[0]
 
 
 def test_a_rerun_resumes_without_recomputing(smoke):
