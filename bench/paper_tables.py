@@ -500,33 +500,33 @@ class Paper:
 
     def tables(self) -> dict[str, Any]:
         s = self.stages
+        # each finished stage file read once (a retrieval stage holds every method's summary and intervals)
+        done = {name: r for name in self.c.datasets if (r := s.done(f"retrieval/{name}")) is not None}
+        sequential = {(m, name): r for m in SEQUENTIAL for name in self.c.datasets
+                      if (r := s.done(f"{m}/{name}")) is not None}
         retrieval: dict[str, Any] = {}
         for emb in ("frozen", "finetuned"):
             for name in self.c.datasets:
-                r = s.done(f"retrieval/{name}")
+                r = done.get(name)
                 for method in self.method_rows():
                     cell: dict[str, Any] | None = None
                     if r is not None and method in r["table"]["results"]:
                         cell = {p: by_e[emb] for p, by_e in r["table"]["results"][method].items()}
-                    elif method in SEQUENTIAL and s.done(f"{method}/{name}") is not None:
-                        cell = s.done(f"{method}/{name}")["results"]  # ID-based: no text embedder, same in both
+                    elif (method, name) in sequential:
+                        cell = sequential[method, name]["results"]  # ID-based: no text embedder, same in both
                     retrieval.setdefault(emb, {}).setdefault(method, {})[name] = cell
-        intervals = {name: {e: r["summaries"][e]["intervals"] for e in r["summaries"]}
-                     for name in self.c.datasets if (r := s.done(f"retrieval/{name}")) is not None}
+        intervals = {name: {e: r["summaries"][e]["intervals"] for e in r["summaries"]} for name, r in done.items()}
         for name, by_e in intervals.items():  # SASRec / BERT4Rec against the frozen embedder's references
             by_e["frozen"] = {**by_e["frozen"], **self.sequential_intervals(name)}
-        # what the markdown needs beside the intervals to print them: references, settings, users (frozen run)
-        interval_meta = {name: {k: r["summaries"]["frozen"].get(k) for k in ("references", "interval_settings",
-                                                                           "n_users")}
-                         for name in self.c.datasets if (r := s.done(f"retrieval/{name}")) is not None}
-        compare = {name: r["table"] for name in self.c.datasets if (r := s.done(f"retrieval/{name}")) is not None}
-        n_users = {name: r["table"]["n_users"] for name in self.c.datasets
-                   if (r := s.done(f"retrieval/{name}")) is not None}
+        # what the markdown needs beside the intervals to print them (the frozen run's references and settings)
+        interval_meta = {name: {k: r["summaries"]["frozen"].get(k) for k in ("references", "interval_settings")}
+                         for name, r in done.items()}
         return {"methods": self.method_rows(), "datasets": list(self.c.datasets), "train_on": list(self.c.train_on),
-                "n_users": n_users, "retrieval": retrieval, "intervals": intervals, "interval_meta": interval_meta,
-                "embedders": compare,
+                "n_users": {name: r["table"]["n_users"] for name, r in done.items()}, "retrieval": retrieval,
+                "intervals": intervals, "interval_meta": interval_meta,
+                "embedders": {name: r["table"] for name, r in done.items()},
                 "finetune": {n: s.done(f"finetune/{n}") for n in self.c.datasets},
-                "sequential_training": {f"{m}/{n}": (s.done(f"{m}/{n}") or {}).get("training")
+                "sequential_training": {f"{m}/{n}": (sequential.get((m, n)) or {}).get("training")
                                         for m in SEQUENTIAL for n in self.c.datasets},
                 "transfer": s.done("transfer"), "qa": s.done("qa"), "stage_seconds": s.seconds,
                 "stages_resumed": list(s.skipped)}
@@ -541,11 +541,10 @@ def _cell(cell: dict[str, Any] | None, protocol: str, metric: str) -> str:
 def frozen_interval_summary(tables: dict[str, Any], dataset: str, intervals: dict[str, Any]) -> dict[str, Any]:
     """The evaluation-summary shape :func:`bluerec.eval.run.intervals_markdown` reads, for one dataset's frozen
     embedder: every method's means (SASRec/BERT4Rec included) beside its intervals against the references."""
-    meta = (tables.get("interval_meta") or {}).get(dataset) or {}
+    meta = tables["interval_meta"][dataset]
     results = {m: cell for m in tables["methods"] if (cell := tables["retrieval"]["frozen"][m].get(dataset))}
-    return {"results": results, "intervals": intervals, "references": meta.get("references") or [],
-            "interval_settings": meta.get("interval_settings") or {},
-            "n_users": meta.get("n_users") or tables["n_users"].get(dataset, 0)}
+    return {"results": results, "intervals": intervals, "references": meta["references"] or [],
+            "interval_settings": meta["interval_settings"] or {}, "n_users": tables["n_users"][dataset]}
 
 
 def markdown(payload: dict[str, Any]) -> str:
