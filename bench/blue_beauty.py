@@ -169,6 +169,10 @@ def make_plan(dataset: Path, work: Path, *, variants: list[str], max_users: int 
                 generation_batch_size=ws.selection.batch_size)
 
 
+# (config section, key, the value every run before the key existed had in effect)
+ADDED_LATER = [("grpo", "multi_objective_aggregation", "sum_then_normalize")]
+
+
 def train_digest(cfg: BlueTrainConfig) -> str:
     """What a GRPO row depends on, as a short hash: the training config less its machine-specific paths and thread
     count, so that stored profiles are reused only for the config that made them."""
@@ -178,6 +182,10 @@ def train_digest(cfg: BlueTrainConfig) -> str:
     data = cfg.model_dump(mode="json", exclude={"dataset", "output_dir", "item_cache_dir", "num_threads",
                                                  "show_progress"})
     data["profiler"].pop("model", None)  # the warm start's folder, which differs per work folder
+    # Settings added after rows were stored: at the value that reproduces those runs they leave the digest as it was.
+    for section, key, earlier in ADDED_LATER:
+        if data.get(section, {}).get(key) == earlier:
+            del data[section][key]
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:12]
 
 

@@ -248,6 +248,12 @@ class GRPOSettings(StrictModel):
         num_iterations: μ, optimisation passes per generated batch. Default ``1``.
         loss_type: TRL loss aggregation (``dapo``, ``grpo``, ``dr_grpo``, ``bnpo``). Default ``"dapo"``.
         scale_rewards: ``group``, ``batch`` or ``none`` advantage scaling. Default ``"group"``.
+        multi_objective_aggregation: how several rewards make one advantage (TRL's option of that name).
+            ``"sum_then_normalize"`` adds the weighted rewards, then normalises the sum per group: a reward whose
+            spread within a group is small counts for little whatever its weight (on amazon2014-beauty the
+            multiple-choice reward's within-group std is ~0.13 against ~1.8 for InfoNCE, so "both rewards" trained
+            almost as the embedding reward alone). ``"normalize_then_sum"`` (GDPO) normalises each reward within
+            its group first, so the weights set each reward's share. Default ``"sum_then_normalize"``.
         mask_truncated_completions: leave profiles cut at ``max_completion_length`` out of the loss. Default
             ``False``.
         max_steps: optimizer steps. Default ``200``.
@@ -287,6 +293,7 @@ class GRPOSettings(StrictModel):
     num_iterations: int = Field(1, ge=1)
     loss_type: Literal["dapo", "grpo", "dr_grpo", "bnpo"] = "dapo"
     scale_rewards: Literal["group", "batch", "none"] = "group"
+    multi_objective_aggregation: Literal["sum_then_normalize", "normalize_then_sum"] = "sum_then_normalize"
     mask_truncated_completions: bool = False
     max_steps: int = Field(200, ge=1)
     gradient_checkpointing: bool = False

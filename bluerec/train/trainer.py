@@ -540,6 +540,7 @@ def grpo_args(config: BlueTrainConfig, device: torch.device, reward_weights: lis
         num_iterations=g.num_iterations,
         loss_type=g.loss_type,
         scale_rewards=g.scale_rewards,
+        multi_objective_aggregation=g.multi_objective_aggregation,
         mask_truncated_completions=g.mask_truncated_completions,
         max_steps=g.max_steps,
         activation_checkpointing=g.gradient_checkpointing,

@@ -139,6 +139,17 @@ def test_stored_rows_are_made_again_when_budget_or_config_differ(bench, tmp_path
     assert set(bench.stale_rows(plan, {n: p for n, p in stored.items() if n != "warmstart"}, digests)) == {"blue_both"}
 
 
+def test_a_setting_added_later_keeps_stored_digests_at_its_old_behaviour(bench, tmp_path):
+    plan = bench.make_plan(tmp_path, tmp_path, variants=["both"], max_users=None)
+    both = plan.train["both"]
+    # the stored BLUE row was trained before the setting existed, with the behaviour of its default
+    record = json.loads((ROOT / "bench" / "results" / "blue_beauty_profiles" / "provenance.json").read_text())
+    assert bench.train_digest(both) == record["grpo"]["both"]["config_digest"]
+    gdpo = both.model_copy(update={"grpo": both.grpo.model_copy(update={"multi_objective_aggregation":
+                                                                          "normalize_then_sum"})})
+    assert bench.train_digest(gdpo) != bench.train_digest(both)
+
+
 def test_exporting_profiles_merges_records_and_keeps_earlier_runs(bench, tmp_path):
     import gzip
 

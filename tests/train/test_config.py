@@ -37,6 +37,19 @@ def test_errors_name_the_key():
         parse_config(BlueTrainConfig, {**BASE, "rewards": {"enabled": ["infonce", "infonce"]}})
 
 
+def test_multi_objective_aggregation_reaches_trl_and_bad_values_name_the_key():
+    import torch
+
+    from bluerec.train.trainer import grpo_args
+
+    default = parse_config(BlueTrainConfig, BASE)
+    assert grpo_args(default, torch.device("cpu"), [1.0]).multi_objective_aggregation == "sum_then_normalize"
+    gdpo = parse_config(BlueTrainConfig, {**BASE, "grpo": {"multi_objective_aggregation": "normalize_then_sum"}})
+    assert grpo_args(gdpo, torch.device("cpu"), [1.0]).multi_objective_aggregation == "normalize_then_sum"
+    with pytest.raises(ConfigError, match=r"grpo.multi_objective_aggregation"):
+        parse_config(BlueTrainConfig, {**BASE, "grpo": {"multi_objective_aggregation": "average"}})
+
+
 def test_ablations_are_config_changes():
     both = parse_config(BlueTrainConfig, {**BASE, "reader": {"model": "r"},
                                           "rewards": {"enabled": ["length_penalty", "multiple_choice", "infonce"]}})
