@@ -251,9 +251,9 @@ class GRPOSettings(StrictModel):
         multi_objective_aggregation: how several rewards make one advantage (TRL's option of that name).
             ``"sum_then_normalize"`` adds the weighted rewards, then normalises the sum per group: a reward whose
             spread within a group is small counts for little whatever its weight (on amazon2014-beauty the
-            multiple-choice reward's within-group std is ~0.13 against ~1.8 for InfoNCE, so "both rewards" trained
-            almost as the embedding reward alone). ``"normalize_then_sum"`` (GDPO) normalises each reward within
-            its group first, so the weights set each reward's share. Default ``"sum_then_normalize"``.
+            multiple-choice reward's std over a step's profiles is ~0.13 against ~1.8 for InfoNCE, so "both
+            rewards" trained almost as the embedding reward alone). ``"normalize_then_sum"`` (GDPO) normalises
+            each reward within its group first, so the weights set each reward's share. Default ``"sum_then_normalize"``.
         mask_truncated_completions: leave profiles cut at ``max_completion_length`` out of the loss. Default
             ``False``.
         max_steps: optimizer steps. Default ``200``.
