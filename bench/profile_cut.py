@@ -72,6 +72,7 @@ def validation(dataset: Path, say: Any) -> dict[str, float]:
     from bluerec.embed import Embedder
     from bluerec.eval.tasks import EvalSetup, build_evaluator
     from bluerec.train.config import BlueTrainConfig
+    # The trainer's own user sample and item matrix, so these users rank exactly as in the GRPO runs' validation.
     from bluerec.train.trainer import _item_embeddings, select_eval_examples
 
     cfg = load_config(BlueTrainConfig, ROOT / "configs" / "train" / "beauty_smollm2.yaml",
