@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import argparse
 import difflib
-import gzip
-import json
 import os
 import sys
 import time
@@ -37,7 +35,7 @@ from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 from bluerec.config import load_config  # noqa: E402
-from bluerec.io import write_json_atomic, write_text_atomic  # noqa: E402
+from bluerec.io import read_jsonl, write_json_atomic, write_text_atomic  # noqa: E402
 from bluerec.workflow import WarmStartRunConfig  # noqa: E402
 
 from context_targets import RESULTS, SHARED, SUBSET, WARMSTART_CONFIG  # noqa: E402  (the same data and config)
@@ -98,9 +96,8 @@ def _quantiles(values: list[int]) -> dict[str, int]:
 
 
 def read_profiles(path: Path) -> dict[str, str]:
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8") as fh:
-        return {str(r["user_id"]): r["profile"] for r in map(json.loads, filter(str.strip, fh))}
+    """``{user_id: profile}`` of a stored profile file (``read_jsonl``: .jsonl.gz too, a bad line names file and line)."""
+    return {str(r["user_id"]): r["profile"] for r in read_jsonl(path)}
 
 
 def main() -> int:

@@ -14,8 +14,6 @@ intervals against the last item and the whole warm-start profile. Writes ``bench
 from __future__ import annotations
 
 import argparse
-import gzip
-import json
 import os
 import platform
 import sys
@@ -57,12 +55,6 @@ def first_titles(profile: str, k: int) -> str:
     return f"{head}: " + "; ".join(titles[:k]) if titles else profile
 
 
-def read_profiles(path: Path) -> list[dict[str, Any]]:
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
-
-
 def validation(dataset: Path, say: Any) -> dict[str, float]:
     """NDCG@10 of the warm start's validation profiles, whole and cut, on the GRPO runs' validation users."""
     import numpy as np
@@ -71,6 +63,7 @@ def validation(dataset: Path, say: Any) -> dict[str, float]:
     from bluerec.data.dataset import PreparedDataset
     from bluerec.embed import Embedder
     from bluerec.eval.tasks import EvalSetup, build_evaluator
+    from bluerec.io import read_jsonl
     from bluerec.train.config import BlueTrainConfig
     # The trainer's own user sample and item matrix, so these users rank exactly as in the GRPO runs' validation.
     from bluerec.train.trainer import _item_embeddings, select_eval_examples
@@ -81,7 +74,7 @@ def validation(dataset: Path, say: Any) -> dict[str, float]:
     embedder = Embedder(cfg.embedder)
     item_emb = _item_embeddings(embedder, ds, ROOT / ".cache" / "embeddings")
     examples = select_eval_examples(ds, cfg.eval.num_users, cfg.eval.seed)
-    rows = read_profiles(PROFILES / "warmstart.valid300.jsonl.gz")
+    rows = read_jsonl(PROFILES / "warmstart.valid300.jsonl.gz")
     by_user = {r["user_id"]: r["profile"] for r in rows}
     users = [str(ex.user_id) for ex in examples]
     missing = [u for u in users if u not in by_user]
@@ -103,11 +96,11 @@ def validation(dataset: Path, say: Any) -> dict[str, float]:
 def test(dataset: Path, work: Path, max_users: int, say: Any) -> dict[str, Any]:
     """Every stored method, whole and cut to every k, on the test users of bench/blue_beauty.py."""
     from bluerec.eval.run import EvaluateConfig, EvaluationRun
-    from bluerec.io import write_jsonl_atomic
+    from bluerec.io import read_jsonl, write_jsonl_atomic
 
     profiles: dict[str, str] = {}
     for method in METHODS:
-        rows = read_profiles(PROFILES / f"{method}.test.jsonl.gz")
+        rows = read_jsonl(PROFILES / f"{method}.test.jsonl.gz")
         for k in (None, *CUTS):
             name = method if k is None else f"{method}_first{k}"
             path = work / f"{name}.jsonl"

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import gzip
-import json
-
 import pytest
 
 
@@ -27,8 +24,8 @@ def test_first_titles_keeps_the_head_and_the_first_k_titles(bench):
 
 
 def test_stored_validation_profiles_are_the_warm_starts_300_users(bench):
-    path = bench.PROFILES / "warmstart.valid300.jsonl.gz"
-    with gzip.open(path, "rt", encoding="utf-8") as f:
-        rows = [json.loads(line) for line in f]
+    from bluerec.io import read_jsonl
+
+    rows = read_jsonl(bench.PROFILES / "warmstart.valid300.jsonl.gz")
     assert len(rows) == 300 and len({r["user_id"] for r in rows}) == 300
     assert all(r["profile"].startswith("Recently: ") for r in rows[:20])
