@@ -70,7 +70,7 @@ CONFIGS = ROOT / "configs"
 # Ablation → its YAML (each but "both" is a few lines extending beauty_smollm2.yaml with ``base:``).
 VARIANTS = {"both": "beauty_smollm2.yaml", "embedding": "beauty_smollm2_embedding.yaml",
             "text": "beauty_smollm2_text.yaml", "one_way": "beauty_smollm2_one_way.yaml",
-            "context": "beauty_smollm2_context.yaml"}
+            "context": "beauty_smollm2_context.yaml", "newest": "beauty_smollm2_newest.yaml"}
 REFERENCES = ["last_item", "history_text", "template", "zero_shot", "warmstart"]
 console = Console(width=120)
 Say = Callable[[str], None]

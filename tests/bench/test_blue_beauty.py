@@ -39,13 +39,18 @@ def test_plan_points_every_stage_at_one_dataset_and_work_folder(bench, tmp_path)
     assert plan.warmstart.profiler.model == "smollm2-135m-instruct" and len(plan.warmstart.targets) >= 2
     for variant, cfg in plan.train.items():
         assert cfg.dataset == data and cfg.output_dir == work / "grpo" / variant
-        tag = "context" if variant == "context" else ""
+        tag = variant if variant in ("context", "newest") else ""
         own = plan.warmstarts[tag]  # GRPO starts from the chosen warm start of its own prompt
         assert cfg.profiler.model == str(own.output_dir / "model") and cfg.prompt == own.prompt
         assert cfg.eval.select_best and plan.prompts[f"blue_{variant}"] == cfg.prompt
     # The context variant's warm start comes from its own YAML: a target that copies the section too.
     assert plan.warmstarts["context"].targets == ["recent_pair+successor"]
     assert plan.warmstarts[""].targets == ["recent_items", "template"]
+    # The newest variant: its prompt shows longer titles, so it gets its own warm start (its YAML: newest_item).
+    assert plan.warmstarts["newest"].targets == ["newest_item"] and plan.warmstarts["newest"].prompt.max_item_chars == 100
+    assert plan.budgets["warmstart_newest"] == plan.budgets["blue_newest"] == 32
+    assert plan.train["newest"].grpo.max_completion_length == 32  # validation during GRPO at the test budget
+    assert plan.train["newest"].rewards.infonce.negatives == "hard"
     from bluerec.config import load_config
     from bluerec.workflow import WarmStartRunConfig
 
@@ -62,10 +67,11 @@ def test_plan_points_every_stage_at_one_dataset_and_work_folder(bench, tmp_path)
     assert r["text"].enabled == ["multiple_choice", "length_penalty"]
     assert r["one_way"].enabled == ["infonce", "length_penalty"] and r["one_way"].infonce.weight_item_to_profile == 0
     assert r["context"] == r["both"]  # the context variant changes the prompt only
+    assert r["newest"].enabled == r["both"].enabled
     ev = plan.evaluate
     assert ev.split == "test" and ev.max_users == 2000 and ev.intervals.references == bench.REFERENCES
     assert set(ev.profiles) == {"zero_shot", "warmstart", "zero_shot_context", "warmstart_context",
-                                *(f"blue_{v}" for v in bench.VARIANTS)}
+                                "zero_shot_newest", "warmstart_newest", *(f"blue_{v}" for v in bench.VARIANTS)}
     assert not plan.zero_shot.lora.enabled and plan.zero_shot.model == "smollm2-135m-instruct"
     with pytest.raises(SystemExit, match="unknown variant"):
         bench.make_plan(data, work, variants=["nope"], max_users=None)

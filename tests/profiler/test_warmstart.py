@@ -111,6 +111,8 @@ def test_targets():
     shown = ["Oldest", "", "Older  Mascara", "Gloss", "Newest Balm"]  # as the prompt shows them, oldest first
     assert make_target("recent_items", items, None, history_texts=shown) == "Recently: Newest Balm; Gloss; Older Mascara."
     assert make_target("recent_items", [], None, history_texts=[]) == "No history yet."
+    assert make_target("newest_item", items, None, history_texts=shown) == "Recently: Newest Balm."
+    assert make_target("newest_item", items, None, history_texts=["Gloss", " "]) == "Recently: Gloss."  # blank skipped
     with pytest.raises(ValueError, match="recent_items"):
         make_target("nope", items, "Gloss")  # type: ignore[arg-type]
     # recent_items+context: the newest titles, then the first two items of the prompt's "often bought next" section
