@@ -70,7 +70,8 @@ CONFIGS = ROOT / "configs"
 # Ablation → its YAML (each but "both" is a few lines extending beauty_smollm2.yaml with ``base:``).
 VARIANTS = {"both": "beauty_smollm2.yaml", "embedding": "beauty_smollm2_embedding.yaml",
             "text": "beauty_smollm2_text.yaml", "one_way": "beauty_smollm2_one_way.yaml",
-            "context": "beauty_smollm2_context.yaml", "newest": "beauty_smollm2_newest.yaml"}
+            "context": "beauty_smollm2_context.yaml", "newest": "beauty_smollm2_newest.yaml",
+            "newest_context": "beauty_smollm2_newest_context.yaml"}
 REFERENCES = ["last_item", "history_text", "template", "zero_shot", "warmstart"]
 console = Console(width=120)
 Say = Callable[[str], None]
@@ -317,6 +318,23 @@ def without_variants(plan: Plan, variants: list[str]) -> Plan:
                                prompts={n: p for n, p in plan.prompts.items() if n not in names}, evaluate=ev)
 
 
+def without_rows(plan: Plan, rows: list[str]) -> Plan:
+    """``plan`` less the profile ``rows`` named (not generated, not evaluated): e.g. a variant's zero-shot row, an
+    untrained model at that variant's prompt, ~20 min for 2,000 users at a 64-token budget. ``blue_`` rows cannot be
+    left out this way (use fewer ``--variants``)."""
+    import dataclasses
+
+    unknown = [r for r in rows if r not in plan.prompts]
+    if unknown:
+        raise SystemExit(f"--skip-rows: unknown row(s) {unknown}; this plan's rows: {list(plan.prompts)}")
+    trained = [r for r in rows if r.startswith("blue_")]
+    if trained:
+        raise SystemExit(f"--skip-rows: {trained} are GRPO rows; leave their variant out of --variants instead")
+    ev = plan.evaluate.model_copy(update={"profiles": {n: p for n, p in plan.evaluate.profiles.items()
+                                                       if n not in rows}})
+    return dataclasses.replace(plan, prompts={n: p for n, p in plan.prompts.items() if n not in rows}, evaluate=ev)
+
+
 def run_plan(plan: Plan, say: Say = print, embedder: Any = None, reuse: Path | None = None,
              export: Path | None = None, grpo_runs: bool = True) -> dict[str, Any]:
     """The three stages of the module docstring; returns what goes into the results JSON.
@@ -519,6 +537,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="stop before GRPO: the variants' warm starts and their zero-shot and warm-start rows, beside "
                         "the stored rows (a long run split across sessions; add the BLUE rows later with "
                         "--reuse-profiles)")
+    p.add_argument("--skip-rows", nargs="+", default=[],
+                   help="profile rows not to generate or evaluate this run, e.g. zero_shot_newest_context (an "
+                        "untrained model at a variant's prompt; ~20 min for 2,000 users)")
     p.add_argument("--smoke", action="store_true", help="a small synthetic dataset, a micro profiler, a few steps")
     p.add_argument("--out", type=Path, default=RESULTS / "blue_beauty.json")
     args = p.parse_args(argv)
@@ -547,6 +568,8 @@ def main(argv: list[str] | None = None) -> int:
     plan = make_plan(dataset, args.work, variants=args.variants, max_users=args.max_users or None,
                      warmstart_config=args.warmstart_config, train_dir=args.train_dir, warmstart_overrides=ws_over,
                      train_overrides=train_over, evaluate_overrides=ev_over, cache_dir=args.cache_dir)
+    if args.skip_rows:
+        plan = without_rows(plan, args.skip_rows)
     if args.num_threads:
         import torch
 

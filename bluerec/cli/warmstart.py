@@ -12,7 +12,7 @@ from bluerec.cli._common import check_at_least, console, friendly_errors, say
 
 def warmstart(
     config: Path = typer.Option(..., "--config", "-c", help="YAML WarmStartRunConfig (dataset, profiler, prompt, warmstart, output_dir)."),
-    choose_target: Optional[list[str]] = typer.Option(None, "--choose-target", help="Warm-start each of these targets (repeatable: template, next_item, template+next_item, recent_items, newest_item, recent_items+context, recent_pair+successor) and keep the best on validation users; overrides choose_target of the config."),
+    choose_target: Optional[list[str]] = typer.Option(None, "--choose-target", help="Warm-start each of these targets (repeatable: template, next_item, template+next_item, recent_items, newest_item, recent_items+context, recent_pair+successor, newest_item+successor) and keep the best on validation users; overrides choose_target of the config."),
     max_steps: Optional[int] = typer.Option(None, "--max-steps", help="Override warmstart.max_steps."),
     output_dir: Optional[Path] = typer.Option(None, "--output-dir", help="Override output_dir (the run folder)."),
 ) -> None:

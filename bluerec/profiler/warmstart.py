@@ -23,6 +23,10 @@ Targets (``WarmStartConfig.target``):
 - ``recent_pair+successor``: ``"Recently: <newest>; <the one before>. Often bought next: <first successor>."`` —
   shorter, and as deterministic text it ranks better than ``recent_items+context`` (bench/results/
   context_targets.json: the two newest titles and one successor are as good a query as the last item's embedding).
+- ``newest_item+successor``: ``"Recently: <newest>. Often bought next: <first successor>."`` — the newest item and
+  the section's first item. With successors of the newest item only (``collaborative.from_recent: 1``) and texts of
+  up to 100 characters, as deterministic text on 3,000 validation users of amazon2014-beauty: NDCG@10 0.0437 vs
+  0.0317 for ``newest_item`` and 0.0385 with successors pooled over the three newest items.
 
 Example::
 
@@ -67,10 +71,11 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 WarmStartTarget = Literal["template", "next_item", "template+next_item", "recent_items", "newest_item",
-                         "recent_items+context", "recent_pair+successor"]
+                         "recent_items+context", "recent_pair+successor", "newest_item+successor"]
 WARMSTART_TARGETS: tuple[str, ...] = get_args(WarmStartTarget)
 # Targets copied from the prompt alone (no held-out item), so allowed on any split.
-COPY_TARGETS: tuple[str, ...] = ("recent_items", "newest_item", "recent_items+context", "recent_pair+successor")
+COPY_TARGETS: tuple[str, ...] = ("recent_items", "newest_item", "recent_items+context", "recent_pair+successor",
+                                  "newest_item+successor")
 Example = tuple[list[dict] | str, str]  # (chat messages or a plain-text prompt, target text)
 
 
@@ -173,6 +178,8 @@ def make_target(
             return recent_items_target(texts, 2) + context_items_target(context_texts, 1)
         if target == "newest_item":
             return recent_items_target(texts, 1)
+        if target == "newest_item+successor":
+            return recent_items_target(texts, 1) + context_items_target(context_texts, 1)
         recent = recent_items_target(texts)
         return recent + context_items_target(context_texts) if target == "recent_items+context" else recent
     if next_item_text is None:

@@ -39,7 +39,7 @@ def test_plan_points_every_stage_at_one_dataset_and_work_folder(bench, tmp_path)
     assert plan.warmstart.profiler.model == "smollm2-135m-instruct" and len(plan.warmstart.targets) >= 2
     for variant, cfg in plan.train.items():
         assert cfg.dataset == data and cfg.output_dir == work / "grpo" / variant
-        tag = variant if variant in ("context", "newest") else ""
+        tag = variant if variant in ("context", "newest", "newest_context") else ""
         own = plan.warmstarts[tag]  # GRPO starts from the chosen warm start of its own prompt
         assert cfg.profiler.model == str(own.output_dir / "model") and cfg.prompt == own.prompt
         assert cfg.eval.select_best and plan.prompts[f"blue_{variant}"] == cfg.prompt
@@ -51,6 +51,12 @@ def test_plan_points_every_stage_at_one_dataset_and_work_folder(bench, tmp_path)
     assert plan.budgets["warmstart_newest"] == plan.budgets["blue_newest"] == 32
     assert plan.train["newest"].grpo.max_completion_length == 32  # validation during GRPO at the test budget
     assert plan.train["newest"].rewards.infonce.negatives == "hard"
+    # newest_context: the newest title and its top successor, from successors of the newest item only
+    nc = plan.warmstarts["newest_context"]
+    assert nc.targets == ["newest_item+successor"] and nc.prompt.collaborative.enabled
+    assert nc.prompt.collaborative.from_recent == 1 and nc.prompt.collaborative.max_item_chars == 100
+    assert plan.budgets["warmstart_newest_context"] == plan.budgets["blue_newest_context"] == 64
+    assert plan.train["newest_context"].grpo.max_completion_length == 64
     from bluerec.config import load_config
     from bluerec.workflow import WarmStartRunConfig
 
@@ -71,7 +77,16 @@ def test_plan_points_every_stage_at_one_dataset_and_work_folder(bench, tmp_path)
     ev = plan.evaluate
     assert ev.split == "test" and ev.max_users == 2000 and ev.intervals.references == bench.REFERENCES
     assert set(ev.profiles) == {"zero_shot", "warmstart", "zero_shot_context", "warmstart_context",
-                                "zero_shot_newest", "warmstart_newest", *(f"blue_{v}" for v in bench.VARIANTS)}
+                                "zero_shot_newest", "warmstart_newest", "zero_shot_newest_context",
+                                "warmstart_newest_context", *(f"blue_{v}" for v in bench.VARIANTS)}
+    # --skip-rows: a row left out is neither generated nor evaluated; GRPO rows and unknown names are refused
+    lean = bench.without_rows(plan, ["zero_shot_newest_context"])
+    assert set(lean.prompts) == set(lean.evaluate.profiles) == set(plan.prompts) - {"zero_shot_newest_context"}
+    assert set(lean.warmstarts) == set(plan.warmstarts) and set(lean.train) == set(plan.train)
+    with pytest.raises(SystemExit, match="GRPO rows"):
+        bench.without_rows(plan, ["blue_newest"])
+    with pytest.raises(SystemExit, match="unknown row"):
+        bench.without_rows(plan, ["nope"])
     assert not plan.zero_shot.lora.enabled and plan.zero_shot.model == "smollm2-135m-instruct"
     with pytest.raises(SystemExit, match="unknown variant"):
         bench.make_plan(data, work, variants=["nope"], max_users=None)

@@ -124,6 +124,10 @@ def test_targets():
     # recent_pair+successor: the two newest titles and the section's first item only
     pair = make_target("recent_pair+successor", items, None, history_texts=shown, context_texts=["Lip  Liner", "Toner"])
     assert pair == "Recently: Newest Balm; Gloss. Often bought next: Lip Liner."
+    # newest_item+successor: the newest title and the section's first item; without a section, the newest alone
+    assert make_target("newest_item+successor", items, None, history_texts=shown,
+                       context_texts=["", "Lip  Liner", "Toner"]) == "Recently: Newest Balm. Often bought next: Lip Liner."
+    assert make_target("newest_item+successor", items, None, history_texts=shown) == "Recently: Newest Balm."
 
 
 @pytest.mark.parametrize("budget", [None, 150])  # 150 tokens: fit_to_budget trims the item texts
