@@ -6,8 +6,11 @@ A warm start teaches the profiler to write one target form (``bluerec.profiler.w
 profiler can then do is the target text itself. This scores each form written deterministically from the prompt's
 own texts (titles clipped to the prompt's item limit, the collaborative section of
 ``configs/warmstart/beauty_smollm2_context.yaml``), beside the last-item embedding and the successor text baseline,
-on the warm-start selection's validation users (300, seed 0) and on the benchmark's 2,000 seeded test users, with
-paired 95% bootstrap intervals against ``last_item``. No LLM: a few minutes on 2 cores (embeddings are cached).
+on the warm-start selection's validation users (300, seed 0), on a larger validation sample (``--valid-users``,
+3,000 by default, seed 1) and on the benchmark's 2,000 seeded test users, with paired 95% bootstrap intervals
+against ``last_item``. ``newest_item+successor`` and ``newest_item@100`` (the newest title alone) are written with the
+prompt of ``configs/warmstart/beauty_smollm2_newest_context.yaml`` (titles up to 100 characters, successors of the
+newest item only): the larger validation sample chose that warm start's target. No LLM: a few minutes on 2 cores (embeddings are cached).
 Writes ``bench/results/context_targets.json`` and ``.md``.
 """
 
@@ -44,7 +47,11 @@ SHARED = ROOT.parent / "shared" / "data" / "seqrec_benchmark_amazon"
 RESULTS = ROOT / "bench" / "results"
 SUBSET = "amazon2014-beauty"
 WARMSTART_CONFIG = ROOT / "configs" / "warmstart" / "beauty_smollm2_context.yaml"
-FORMS = ("recent_items", "recent_items+context", "recent_pair+successor")  # warm-start targets
+NEWEST_CONTEXT_CONFIG = ROOT / "configs" / "warmstart" / "beauty_smollm2_newest_context.yaml"
+FORMS = ("recent_items", "recent_items+context", "recent_pair+successor")  # warm-start targets, WARMSTART_CONFIG's prompt
+# Forms written with another warm start's prompt (its item and section limits): that warm start's own target and the
+# same prompt's newest title alone.
+OTHER_FORMS = {"newest_item+successor": NEWEST_CONTEXT_CONFIG, "newest_item@100": NEWEST_CONTEXT_CONFIG}
 console = Console()
 
 
@@ -55,8 +62,10 @@ def shown_history(ds: Any, ex: Any, ws: WarmStartRunConfig) -> list[str]:
             for i in ds.full_history(ex)][-pc.max_history_items:]
 
 
-def target_texts(run: EvaluationRun, ws: WarmStartRunConfig, split: str) -> dict[str, list[str]]:
-    """Each target form, plus two shorter references ("Latest: <title>." with and without the top successor)."""
+def target_texts(run: EvaluationRun, ws: WarmStartRunConfig, split: str,
+                 others: dict[str, WarmStartRunConfig] | None = None) -> dict[str, list[str]]:
+    """Each target form, plus two shorter references ("Latest: <title>." with and without the top successor);
+    ``others``: more forms, each written with its own warm start's prompt (``<target>@100`` = ``newest_item``)."""
     ds, pc = run.dataset, ws.prompt
     out: dict[str, list[str]] = {}
     for ex in run.examples:
@@ -67,11 +76,18 @@ def target_texts(run: EvaluationRun, ws: WarmStartRunConfig, split: str) -> dict
         out.setdefault("latest_title", []).append(f"Latest: {shown[-1]}." if shown else "No history yet.")
         out.setdefault("latest_title+successor", []).append(
             (f"Latest: {shown[-1]}." if shown else "") + context_items_target(context, 1))
+        for form, other in (others or {}).items():
+            o_shown = shown_history(ds, ex, other)
+            o_context = [clip(t, other.prompt.collaborative.max_item_chars)
+                         for t in context_for(ds, ex, other.prompt, split)]
+            target = form.split("@")[0]
+            out.setdefault(form, []).append(make_target(target, [], None, history_texts=o_shown,
+                                                        context_texts=o_context))
     return out
 
 
 def run_split(dataset: Path, split: str, n_users: int, seed: int, ws: WarmStartRunConfig, embedder: Embedder,
-              cache_dir: Path) -> dict[str, Any]:
+              cache_dir: Path, others: dict[str, WarmStartRunConfig] | None = None) -> dict[str, Any]:
     cfg = EvaluateConfig(dataset=dataset, split=split, max_users=n_users, seed=seed, methods=["last_item",
                          "successor_text"], protocols=[EvalConfig(protocol="full")], cache_dir=cache_dir,
                          intervals=IntervalConfig(references=["last_item"]))
@@ -79,7 +95,7 @@ def run_split(dataset: Path, split: str, n_users: int, seed: int, ws: WarmStartR
     for method in cfg.methods:
         run.evaluate_queries(method, run.queries(method))
     examples = {}
-    for name, texts in target_texts(run, ws, split).items():
+    for name, texts in target_texts(run, ws, split, others).items():
         run.evaluate_texts(name, texts)
         examples[name] = texts[0]
     summary = run.summary()
@@ -105,6 +121,8 @@ def main() -> int:
     p.add_argument("--data-root", type=Path, default=ROOT / "data" / "prepared")
     p.add_argument("--cache-dir", type=Path, default=ROOT / ".cache" / "embeddings")
     p.add_argument("--test-users", type=int, default=2000)
+    p.add_argument("--valid-users", type=int, default=3000,
+                   help="a second, larger validation sample (seed 1); 0 = only the 300 warm-start selection users")
     p.add_argument("--out", type=Path, default=RESULTS / "context_targets.json")
     args = p.parse_args()
     if not SHARED.is_dir():
@@ -115,10 +133,14 @@ def main() -> int:
     start = time.perf_counter()
     dataset = prepared(SUBSET, args.data_root).root
     ws = load_config(WarmStartRunConfig, WARMSTART_CONFIG, {"dataset": str(dataset)})
+    others = {form: load_config(WarmStartRunConfig, path, {"dataset": str(dataset)}) for form, path in OTHER_FORMS.items()}
     embedder = Embedder(ws.embedder)
     splits = {"valid": run_split(dataset, "valid", ws.selection.num_users, ws.selection.seed, ws, embedder,
-                                 args.cache_dir),
-              "test": run_split(dataset, "test", args.test_users, 0, ws, embedder, args.cache_dir)}
+                                 args.cache_dir, others)}
+    if args.valid_users:  # a larger validation sample (seed 1), to choose between forms closer than 300 users resolve
+        splits[f"valid{args.valid_users}"] = run_split(dataset, "valid", args.valid_users, 1, ws, embedder,
+                                                       args.cache_dir, others)
+    splits["test"] = run_split(dataset, "test", args.test_users, 0, ws, embedder, args.cache_dir, others)
     for split, summary in splits.items():
         print_table(split, summary)
     payload = {"benchmark": "context_targets", "command": "python bench/context_targets.py " + " ".join(sys.argv[1:]),
