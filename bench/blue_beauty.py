@@ -42,7 +42,7 @@ import os
 import platform
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -309,30 +309,31 @@ def _read_json(path: Path) -> dict[str, Any]:
 def without_variants(plan: Plan, variants: list[str]) -> Plan:
     """``plan`` less the GRPO runs of ``variants`` and their ``blue_<variant>`` rows (their warm starts and zero-shot
     rows stay): the warm-start stages of a run whose RL is left for later."""
+    return _less_rows(plan, {f"blue_{v}" for v in variants},
+                      train={v: c for v, c in plan.train.items() if v not in variants})
+
+
+def _less_rows(plan: Plan, names: Collection[str], **changes: Any) -> Plan:
+    """``plan`` without the profile rows ``names`` (prompts and evaluated profiles), with ``changes`` applied."""
     import dataclasses
 
-    names = {f"blue_{v}" for v in variants}
     ev = plan.evaluate.model_copy(update={"profiles": {n: p for n, p in plan.evaluate.profiles.items()
                                                        if n not in names}})
-    return dataclasses.replace(plan, train={v: c for v, c in plan.train.items() if v not in variants},
-                               prompts={n: p for n, p in plan.prompts.items() if n not in names}, evaluate=ev)
+    return dataclasses.replace(plan, prompts={n: p for n, p in plan.prompts.items() if n not in names}, evaluate=ev,
+                               **changes)
 
 
 def without_rows(plan: Plan, rows: list[str]) -> Plan:
     """``plan`` less the profile ``rows`` named (not generated, not evaluated): e.g. a variant's zero-shot row, an
     untrained model at that variant's prompt, ~20 min for 2,000 users at a 64-token budget. ``blue_`` rows cannot be
     left out this way (use fewer ``--variants``)."""
-    import dataclasses
-
     unknown = [r for r in rows if r not in plan.prompts]
     if unknown:
         raise SystemExit(f"--skip-rows: unknown row(s) {unknown}; this plan's rows: {list(plan.prompts)}")
     trained = [r for r in rows if r.startswith("blue_")]
     if trained:
         raise SystemExit(f"--skip-rows: {trained} are GRPO rows; leave their variant out of --variants instead")
-    ev = plan.evaluate.model_copy(update={"profiles": {n: p for n, p in plan.evaluate.profiles.items()
-                                                       if n not in rows}})
-    return dataclasses.replace(plan, prompts={n: p for n, p in plan.prompts.items() if n not in rows}, evaluate=ev)
+    return _less_rows(plan, set(rows))
 
 
 def run_plan(plan: Plan, say: Say = print, embedder: Any = None, reuse: Path | None = None,

@@ -1,6 +1,6 @@
 """Benchmark (not a test): how good a query is each warm-start target *as text*, before any LLM copies it.
 
-    .venv/bin/python bench/context_targets.py            # amazon2014-beauty, 300 validation + 2,000 test users
+    .venv/bin/python bench/context_targets.py     # amazon2014-beauty: 300 + 3,000 validation, 2,000 test users
 
 A warm start teaches the profiler to write one target form (``bluerec.profiler.warmstart``); the best a copying
 profiler can then do is the target text itself. This scores each form written deterministically from the prompt's
@@ -10,7 +10,8 @@ on the warm-start selection's validation users (300, seed 0), on a larger valida
 3,000 by default, seed 1) and on the benchmark's 2,000 seeded test users, with paired 95% bootstrap intervals
 against ``last_item``. ``newest_item+successor`` and ``newest_item@100`` (the newest title alone) are written with the
 prompt of ``configs/warmstart/beauty_smollm2_newest_context.yaml`` (titles up to 100 characters, successors of the
-newest item only): the larger validation sample chose that warm start's target. No LLM: a few minutes on 2 cores (embeddings are cached).
+newest item only): the larger validation sample chose that warm start's target. No LLM: 4 min on 2 cores with the
+300 validation users alone, 16 min with the 3,000 as well, measured beside a GRPO run (embeddings are cached).
 Writes ``bench/results/context_targets.json`` and ``.md``.
 """
 
@@ -21,6 +22,7 @@ import os
 import platform
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -48,10 +50,11 @@ RESULTS = ROOT / "bench" / "results"
 SUBSET = "amazon2014-beauty"
 WARMSTART_CONFIG = ROOT / "configs" / "warmstart" / "beauty_smollm2_context.yaml"
 NEWEST_CONTEXT_CONFIG = ROOT / "configs" / "warmstart" / "beauty_smollm2_newest_context.yaml"
-FORMS = ("recent_items", "recent_items+context", "recent_pair+successor")  # warm-start targets, WARMSTART_CONFIG's prompt
-# Forms written with another warm start's prompt (its item and section limits): that warm start's own target and the
-# same prompt's newest title alone.
-OTHER_FORMS = {"newest_item+successor": NEWEST_CONTEXT_CONFIG, "newest_item@100": NEWEST_CONTEXT_CONFIG}
+# warm-start targets, written with WARMSTART_CONFIG's prompt
+FORMS = ("recent_items", "recent_items+context", "recent_pair+successor")
+# Forms written with another warm start's prompt (its item and section limits), by config: that warm start's own
+# target and the same prompt's newest title alone (``<target>@<chars>``: the target at that prompt's item limit).
+OTHER_FORMS = {NEWEST_CONTEXT_CONFIG: ("newest_item+successor", "newest_item@100")}
 console = Console()
 
 
@@ -62,32 +65,35 @@ def shown_history(ds: Any, ex: Any, ws: WarmStartRunConfig) -> list[str]:
             for i in ds.full_history(ex)][-pc.max_history_items:]
 
 
+def shown_texts(ds: Any, ex: Any, ws: WarmStartRunConfig, split: str) -> tuple[list[str], list[str]]:
+    """The user's newest item texts and the collaborative section's texts, as ``ws``'s prompt shows them."""
+    context = [clip(t, ws.prompt.collaborative.max_item_chars) for t in context_for(ds, ex, ws.prompt, split)]
+    return shown_history(ds, ex, ws), context
+
+
 def target_texts(run: EvaluationRun, ws: WarmStartRunConfig, split: str,
-                 others: dict[str, WarmStartRunConfig] | None = None) -> dict[str, list[str]]:
+                 others: Sequence[tuple[WarmStartRunConfig, Sequence[str]]] = ()) -> dict[str, list[str]]:
     """Each target form, plus two shorter references ("Latest: <title>." with and without the top successor);
-    ``others``: more forms, each written with its own warm start's prompt (``<target>@100`` = ``newest_item``)."""
-    ds, pc = run.dataset, ws.prompt
+    ``others``: (warm start, forms) pairs, each form written with that warm start's prompt."""
+    ds = run.dataset
     out: dict[str, list[str]] = {}
     for ex in run.examples:
-        shown = shown_history(ds, ex, ws)
-        context = [clip(t, pc.collaborative.max_item_chars) for t in context_for(ds, ex, pc, split)]
+        shown, context = shown_texts(ds, ex, ws, split)
         for form in FORMS:
             out.setdefault(form, []).append(make_target(form, [], None, history_texts=shown, context_texts=context))
         out.setdefault("latest_title", []).append(f"Latest: {shown[-1]}." if shown else "No history yet.")
         out.setdefault("latest_title+successor", []).append(
             (f"Latest: {shown[-1]}." if shown else "") + context_items_target(context, 1))
-        for form, other in (others or {}).items():
-            o_shown = shown_history(ds, ex, other)
-            o_context = [clip(t, other.prompt.collaborative.max_item_chars)
-                         for t in context_for(ds, ex, other.prompt, split)]
-            target = form.split("@")[0]
-            out.setdefault(form, []).append(make_target(target, [], None, history_texts=o_shown,
-                                                        context_texts=o_context))
+        for other, forms in others:
+            o_shown, o_context = shown_texts(ds, ex, other, split)
+            for form in forms:
+                out.setdefault(form, []).append(make_target(form.split("@")[0], [], None, history_texts=o_shown,
+                                                            context_texts=o_context))
     return out
 
 
 def run_split(dataset: Path, split: str, n_users: int, seed: int, ws: WarmStartRunConfig, embedder: Embedder,
-              cache_dir: Path, others: dict[str, WarmStartRunConfig] | None = None) -> dict[str, Any]:
+              cache_dir: Path, others: Sequence[tuple[WarmStartRunConfig, Sequence[str]]] = ()) -> dict[str, Any]:
     cfg = EvaluateConfig(dataset=dataset, split=split, max_users=n_users, seed=seed, methods=["last_item",
                          "successor_text"], protocols=[EvalConfig(protocol="full")], cache_dir=cache_dir,
                          intervals=IntervalConfig(references=["last_item"]))
@@ -133,7 +139,8 @@ def main() -> int:
     start = time.perf_counter()
     dataset = prepared(SUBSET, args.data_root).root
     ws = load_config(WarmStartRunConfig, WARMSTART_CONFIG, {"dataset": str(dataset)})
-    others = {form: load_config(WarmStartRunConfig, path, {"dataset": str(dataset)}) for form, path in OTHER_FORMS.items()}
+    others = [(load_config(WarmStartRunConfig, path, {"dataset": str(dataset)}), forms)
+              for path, forms in OTHER_FORMS.items()]
     embedder = Embedder(ws.embedder)
     splits = {"valid": run_split(dataset, "valid", ws.selection.num_users, ws.selection.seed, ws, embedder,
                                  args.cache_dir, others)}
