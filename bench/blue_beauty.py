@@ -71,7 +71,11 @@ CONFIGS = ROOT / "configs"
 VARIANTS = {"both": "beauty_smollm2.yaml", "embedding": "beauty_smollm2_embedding.yaml",
             "text": "beauty_smollm2_text.yaml", "one_way": "beauty_smollm2_one_way.yaml",
             "context": "beauty_smollm2_context.yaml", "newest": "beauty_smollm2_newest.yaml",
-            "newest_context": "beauty_smollm2_newest_context.yaml"}
+            "newest_context": "beauty_smollm2_newest_context.yaml",
+            "newest_context_wide": "beauty_smollm2_newest_context_wide.yaml"}
+# A variant that trains from another variant's warm start (same prompt, other GRPO settings) names it here, so that
+# it reuses that warm start, its YAML and its rows whether or not that variant is run too.
+WARMSTART_OF = {"newest_context_wide": "newest_context"}
 REFERENCES = ["last_item", "history_text", "template", "zero_shot", "warmstart"]
 console = Console(width=120)
 Say = Callable[[str], None]
@@ -147,7 +151,7 @@ def make_plan(dataset: Path, work: Path, *, variants: list[str], max_users: int 
             "item_cache_dir": str(cache_dir) if cache_dir else None, **(train_overrides or {})})
         tag = _prompt_tag(warmstarts, cfg.prompt)
         if tag is None:
-            tag = variant
+            tag = WARMSTART_OF.get(variant, variant)
             warmstarts[tag] = warm_config(tag, cfg.prompt)
             prompts[f"zero_shot_{tag}"] = prompts[f"warmstart_{tag}"] = cfg.prompt
             tags[f"zero_shot_{tag}"] = tags[f"warmstart_{tag}"] = tag

@@ -39,7 +39,7 @@ def test_plan_points_every_stage_at_one_dataset_and_work_folder(bench, tmp_path)
     assert plan.warmstart.profiler.model == "smollm2-135m-instruct" and len(plan.warmstart.targets) >= 2
     for variant, cfg in plan.train.items():
         assert cfg.dataset == data and cfg.output_dir == work / "grpo" / variant
-        tag = variant if variant in ("context", "newest", "newest_context") else ""
+        tag = bench.WARMSTART_OF.get(variant, variant if variant in ("context", "newest", "newest_context") else "")
         own = plan.warmstarts[tag]  # GRPO starts from the chosen warm start of its own prompt
         assert cfg.profiler.model == str(own.output_dir / "model") and cfg.prompt == own.prompt
         assert cfg.eval.select_best and plan.prompts[f"blue_{variant}"] == cfg.prompt
@@ -57,6 +57,11 @@ def test_plan_points_every_stage_at_one_dataset_and_work_folder(bench, tmp_path)
     assert nc.prompt.collaborative.from_recent == 1 and nc.prompt.collaborative.max_item_chars == 100
     assert plan.budgets["warmstart_newest_context"] == plan.budgets["blue_newest_context"] == 64
     assert plan.train["newest_context"].grpo.max_completion_length == 64
+    # newest_context_wide: the same warm start and prompt, 16 users × 2 profiles a step instead of 4 × 8
+    wide, narrow = plan.train["newest_context_wide"].grpo, plan.train["newest_context"].grpo
+    assert (wide.num_generations, narrow.num_generations) == (2, 8) and wide.scale_rewards == "batch"
+    assert wide.batch_size * wide.gradient_accumulation_steps == narrow.batch_size * narrow.gradient_accumulation_steps
+    assert plan.budgets["blue_newest_context_wide"] == 64 and "warmstart_newest_context_wide" not in plan.prompts
     from bluerec.config import load_config
     from bluerec.workflow import WarmStartRunConfig
 
@@ -270,3 +275,17 @@ def test_the_composition_runs_end_to_end_and_resumes(bench, fixtures, tmp_path):
     assert bench.train_digest(hotter) != bench.train_digest(elsewhere.train["both"])
     # Stored profiles that miss an evaluated user are not reused: that method is made again.
     assert bench.stored_profiles(stored, ["blue_both"], ["not-a-user"]) == {}
+
+
+def test_a_variant_can_train_from_another_variants_warm_start(bench, tmp_path):
+    # Run alone, newest_context_wide still starts from newest_context's warm start (its YAML: the newest title and
+    # its top successor), not from the main warm-start config with its prompt.
+    alone = bench.make_plan(tmp_path, tmp_path, variants=["newest_context_wide"], max_users=None)
+    assert set(alone.warmstarts) == {"", "newest_context"}
+    ws = alone.warmstarts["newest_context"]
+    assert ws.targets == ["newest_item+successor"] and ws.output_dir == tmp_path / "warmstart_newest_context"
+    assert alone.train["newest_context_wide"].profiler.model == str(tmp_path / "warmstart_newest_context" / "model")
+    assert {"zero_shot_newest_context", "warmstart_newest_context", "blue_newest_context_wide"} <= set(alone.prompts)
+    both = bench.make_plan(tmp_path, tmp_path, variants=["newest_context", "newest_context_wide"], max_users=None)
+    assert set(both.warmstarts) == {"", "newest_context"}
+    assert both.train["newest_context"].profiler.model == both.train["newest_context_wide"].profiler.model
