@@ -152,6 +152,9 @@ def make_plan(dataset: Path, work: Path, *, variants: list[str], max_users: int 
         tag = _prompt_tag(warmstarts, cfg.prompt)
         if tag is None:
             tag = WARMSTART_OF.get(variant, variant)
+            if tag in warmstarts:  # WARMSTART_OF named a warm start of another prompt: GRPO would start off-prompt
+                raise SystemExit(f"{train_dir / VARIANTS[variant]}: its prompt differs from that of the warm start "
+                                 f"{tag!r} that WARMSTART_OF names for {variant!r}")
             warmstarts[tag] = warm_config(tag, cfg.prompt)
             prompts[f"zero_shot_{tag}"] = prompts[f"warmstart_{tag}"] = cfg.prompt
             tags[f"zero_shot_{tag}"] = tags[f"warmstart_{tag}"] = tag

@@ -289,3 +289,10 @@ def test_a_variant_can_train_from_another_variants_warm_start(bench, tmp_path):
     both = bench.make_plan(tmp_path, tmp_path, variants=["newest_context", "newest_context_wide"], max_users=None)
     assert set(both.warmstarts) == {"", "newest_context"}
     assert both.train["newest_context"].profiler.model == both.train["newest_context_wide"].profiler.model
+
+
+def test_a_shared_warm_start_of_another_prompt_is_refused(bench, tmp_path, monkeypatch):
+    # newest's prompt shows longer titles than context's: sharing context's warm start would train it off-prompt.
+    monkeypatch.setitem(bench.WARMSTART_OF, "newest", "context")
+    with pytest.raises(SystemExit, match="prompt differs"):
+        bench.make_plan(tmp_path, tmp_path, variants=["context", "newest"], max_users=None)
