@@ -152,9 +152,10 @@ def make_plan(dataset: Path, work: Path, *, variants: list[str], max_users: int 
         tag = _prompt_tag(warmstarts, cfg.prompt)
         if tag is None:
             tag = WARMSTART_OF.get(variant, variant)
-            if tag in warmstarts:  # WARMSTART_OF named a warm start of another prompt: GRPO would start off-prompt
+            if tag in warmstarts:  # WARMSTART_OF shares a warm start between two prompts: GRPO would start off-prompt
+                sharers = sorted({tag, *(v for v, t in WARMSTART_OF.items() if t == tag)})
                 raise SystemExit(f"{train_dir / VARIANTS[variant]}: its prompt differs from that of the warm start "
-                                 f"{tag!r} that WARMSTART_OF names for {variant!r}")
+                                 f"{tag!r}, which WARMSTART_OF shares between {sharers}")
             warmstarts[tag] = warm_config(tag, cfg.prompt)
             prompts[f"zero_shot_{tag}"] = prompts[f"warmstart_{tag}"] = cfg.prompt
             tags[f"zero_shot_{tag}"] = tags[f"warmstart_{tag}"] = tag
