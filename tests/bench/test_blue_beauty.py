@@ -62,6 +62,12 @@ def test_plan_points_every_stage_at_one_dataset_and_work_folder(bench, tmp_path)
     assert (wide.num_generations, narrow.num_generations) == (2, 8) and wide.scale_rewards == "batch"
     assert wide.batch_size * wide.gradient_accumulation_steps == narrow.batch_size * narrow.gradient_accumulation_steps
     assert plan.budgets["blue_newest_context_wide"] == 64 and "warmstart_newest_context_wide" not in plan.prompts
+    # newest_context_wide_lr3e-4: the wide run at 3× the learning rate, nothing else changed
+    fast = plan.train["newest_context_wide_lr3e-4"]
+    assert (fast.grpo.learning_rate, plan.train["newest_context_wide"].grpo.learning_rate) == (3e-4, 1e-4)
+    assert fast.grpo.model_copy(update={"learning_rate": 1e-4}) == wide
+    assert fast.profiler == plan.train["newest_context_wide"].profiler
+    assert fast.prompt == plan.train["newest_context"].prompt and fast.rewards == plan.train["newest_context"].rewards
     from bluerec.config import load_config
     from bluerec.workflow import WarmStartRunConfig
 
