@@ -68,6 +68,10 @@ def test_plan_points_every_stage_at_one_dataset_and_work_folder(bench, tmp_path)
     assert fast.grpo.model_copy(update={"learning_rate": 1e-4}) == wide
     assert fast.profiler == plan.train["newest_context_wide"].profiler
     assert fast.prompt == plan.train["newest_context"].prompt and fast.rewards == plan.train["newest_context"].rewards
+    # newest_context_wide_popneg: that run with popularity-drawn InfoNCE negatives instead of the nearest items
+    pop = plan.train["newest_context_wide_popneg"]
+    assert (pop.rewards.infonce.negatives, fast.rewards.infonce.negatives) == ("popularity", "hard")
+    assert pop.rewards.model_copy(update={"infonce": fast.rewards.infonce}) == fast.rewards and pop.grpo == fast.grpo
     from bluerec.config import load_config
     from bluerec.workflow import WarmStartRunConfig
 
