@@ -46,6 +46,9 @@ def test_choose_target_on_validation_users_and_resume(tmp_path, word_dataset, qw
     mtime = os.stat(out / "candidates" / "template" / "model" / "model.safetensors").st_mtime_ns
     again = run_warmstart(cfg)
     assert again["chosen"] == summary["chosen"] and again["validation"] == summary["validation"]
+    # Its cost still counts the candidates' training done by the first run, not only the rerun's own seconds.
+    trained = sum(r["seconds"] for r in summary["results"].values())
+    assert trained > 0 and again["seconds"] == pytest.approx(trained + again["selection_seconds"], abs=0.11)
     assert os.stat(out / "candidates" / "template" / "model" / "model.safetensors").st_mtime_ns == mtime
 
     # Other settings in the same folder: refused unless overwrite.
