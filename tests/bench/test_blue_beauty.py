@@ -72,6 +72,13 @@ def test_plan_points_every_stage_at_one_dataset_and_work_folder(bench, tmp_path)
     pop = plan.train["newest_context_wide_popneg"]
     assert (pop.rewards.infonce.negatives, fast.rewards.infonce.negatives) == ("popularity", "hard")
     assert pop.rewards.model_copy(update={"infonce": fast.rewards.infonce}) == fast.rewards and pop.grpo == fast.grpo
+    # newest_context_wide_popneg_mrr: that run plus the catalogue-rank MRR reward (weight 2), nothing else changed
+    mrr = plan.train["newest_context_wide_popneg_mrr"]
+    assert mrr.rewards.enabled == [*pop.rewards.enabled, "langptune"] and mrr.rewards.langptune.metric == "mrr"
+    assert mrr.rewards.weights.get("langptune") == 2.0
+    assert mrr.rewards.weights.model_copy(update={"langptune": pop.rewards.weights.get("langptune")}) == pop.rewards.weights
+    assert mrr.rewards.infonce == pop.rewards.infonce and mrr.grpo == pop.grpo and mrr.prompt == pop.prompt
+    assert mrr.profiler == pop.profiler and plan.budgets["blue_newest_context_wide_popneg_mrr"] == 64
     from bluerec.config import load_config
     from bluerec.workflow import WarmStartRunConfig
 
