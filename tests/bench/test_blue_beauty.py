@@ -79,6 +79,17 @@ def test_plan_points_every_stage_at_one_dataset_and_work_folder(bench, tmp_path)
     assert mrr.rewards.weights.model_copy(update={"langptune": pop.rewards.weights.get("langptune")}) == pop.rewards.weights
     assert mrr.rewards.infonce == pop.rewards.infonce and mrr.grpo == pop.grpo and mrr.prompt == pop.prompt
     assert mrr.profiler == pop.profiler and plan.budgets["blue_newest_context_wide_popneg_mrr"] == 64
+    # newest_context_wide_popneg_gdpo: that run with per-reward group normalisation (multiple choice at weight 0.25)
+    # and the same 32 completions a step split 8 × 4 instead of 16 × 2 for memory
+    gdpo = plan.train["newest_context_wide_popneg_gdpo"]
+    assert (gdpo.grpo.multi_objective_aggregation, mrr.grpo.multi_objective_aggregation) == (
+        "normalize_then_sum", "sum_then_normalize")
+    assert (gdpo.grpo.batch_size, gdpo.grpo.gradient_accumulation_steps) == (8, 4)
+    assert gdpo.grpo.model_copy(update={"multi_objective_aggregation": "sum_then_normalize", "batch_size": 16,
+                                        "gradient_accumulation_steps": 2}) == mrr.grpo
+    assert gdpo.rewards.weights.get("multiple_choice") == 0.25
+    assert gdpo.rewards.model_copy(update={"weights": mrr.rewards.weights}) == mrr.rewards
+    assert gdpo.prompt == mrr.prompt and gdpo.profiler == mrr.profiler
     from bluerec.config import load_config
     from bluerec.workflow import WarmStartRunConfig
 
