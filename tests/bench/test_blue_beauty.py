@@ -90,6 +90,15 @@ def test_plan_points_every_stage_at_one_dataset_and_work_folder(bench, tmp_path)
     assert gdpo.rewards.weights.get("multiple_choice") == 0.25
     assert gdpo.rewards.model_copy(update={"weights": mrr.rewards.weights}) == mrr.rewards
     assert gdpo.prompt == mrr.prompt and gdpo.profiler == mrr.profiler
+    # newest_context_wide_popneg_t07: the popneg run sampled at temperature 0.7, 8 users × 4 profiles a step (the same
+    # 32 completions, split 8 × 4 for memory), 12 steps; rewards, prompt and profiler unchanged
+    t07 = plan.train["newest_context_wide_popneg_t07"]
+    assert (t07.grpo.temperature, t07.grpo.num_generations, t07.grpo.max_steps) == (0.7, 4, 12)
+    assert t07.grpo.batch_size * t07.grpo.gradient_accumulation_steps == pop.grpo.batch_size * pop.grpo.gradient_accumulation_steps
+    assert t07.grpo.model_copy(update={"temperature": pop.grpo.temperature, "num_generations": 2, "max_steps": 8,
+                                       "batch_size": 16, "gradient_accumulation_steps": 2}) == pop.grpo
+    assert t07.rewards == pop.rewards and t07.prompt == pop.prompt and t07.profiler == pop.profiler
+    assert plan.budgets["blue_newest_context_wide_popneg_t07"] == 64
     from bluerec.config import load_config
     from bluerec.workflow import WarmStartRunConfig
 
