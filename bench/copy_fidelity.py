@@ -71,6 +71,17 @@ def _first_item(target: str) -> str:
     return _norm(target.removeprefix("Recently: ")).split(";")[0].split(". Often bought next:")[0].rstrip(".")
 
 
+def _newest_first(p: str, t: str) -> bool:
+    """Normalised profile ``p`` begins with the newest title of normalised target ``t``."""
+    return p.startswith(_norm(f"Recently: {_first_item(t)}"))
+
+
+def _successor_right(p: str, t: str) -> bool:
+    """Normalised profile ``p`` names the first successor of normalised target ``t``."""
+    got, want = _successor(p), _successor(t)
+    return got is not None and want is not None and got == want
+
+
 def fidelity(profiles: list[str], targets: list[str], history: list[list[str]], token_lengths: list[int],
              budget: int | None) -> dict[str, Any]:
     """Copy statistics of ``profiles`` against their ``targets`` (pure: the unit of this benchmark).
@@ -88,15 +99,15 @@ def fidelity(profiles: list[str], targets: list[str], history: list[list[str]], 
         first = _first_item(t)
         counts["exact"] += p == t
         counts["cut_prefix_of_target"] += p != t and t.startswith(p)
-        newest_first = p.startswith(_norm(f"Recently: {first}"))
+        newest_first = _newest_first(p, t)
         counts["newest_title_first"] += newest_first
         # an older history title where the newest belongs (the titles of the prompt but its last, oldest first)
         stems = [_norm(h).rstrip(".…").strip() for h in hist[:-1]]
         counts["older_title_first"] += not newest_first and any(
             stem and stem != first.rstrip("…").strip() and p.startswith(f"Recently: {stem}") for stem in stems)
-        want, got = _successor(t), _successor(p)
+        got = _successor(p)
         counts["no_successor_section"] += got is None
-        counts["successor_right"] += got is not None and want is not None and got == want
+        counts["successor_right"] += _successor_right(p, t)
         stem = (got or "").rstrip("…").strip()
         counts["successor_is_history_title"] += bool(stem) and any(_norm(h).startswith(stem) for h in hist)
         counts["at_budget"] += budget is not None and length >= budget
@@ -108,8 +119,7 @@ def fidelity(profiles: list[str], targets: list[str], history: list[list[str]], 
 def right_form(profile: str, target: str) -> bool:
     """The two choices a copy target makes, made as taught: the newest title first and the target's successor."""
     p, t = _norm(profile), _norm(target)
-    got, want = _successor(p), _successor(t)
-    return p.startswith(_norm(f"Recently: {_first_item(t)}")) and got is not None and got == want
+    return _newest_first(p, t) and _successor_right(p, t)
 
 
 def group_contrast(greedy_right: list[bool], samples_right: list[list[bool]]) -> dict[str, int]:
@@ -179,11 +189,14 @@ def main() -> int:
     start = time.perf_counter()
     ds = prepared(SUBSET, args.data_root)
     ws = load_config(WarmStartRunConfig, args.warmstart_config, {"dataset": str(ds.root)})
+    stored = {name: (path, read_profiles(Path(path))) for name, path in (spec.split("=", 1) for spec in args.profiles)}
     if args.users_from_profiles:
-        if not args.profiles:
+        if not stored:
             p.error("--users-from-profiles needs --profiles")
-        wanted = read_profiles(Path(args.profiles[0].split("=", 1)[1]))
+        first_path, wanted = next(iter(stored.values()))
         examples = [ex for ex in select_examples(ds, args.split, None, args.seed) if str(ex.user_id) in wanted]
+        if not examples:
+            raise SystemExit(f"{first_path}: none of its {len(wanted)} users has a {args.split} example")
     else:
         examples = select_examples(ds, args.split, args.max_users, args.seed)
     shown = [shown_texts(ds, ex, ws, args.split) for ex in examples]
@@ -200,9 +213,7 @@ def main() -> int:
             profiles, [t for t in targets for _ in range(n_rep)], [h for h in history for _ in range(n_rep)],
             lengths, budget)}
 
-    for spec in args.profiles:
-        name, path = spec.split("=", 1)
-        by_user = read_profiles(Path(path))
+    for name, (path, by_user) in stored.items():
         missing = [ex.user_id for ex in examples if str(ex.user_id) not in by_user]
         if missing:
             raise SystemExit(f"{path}: no profile for {len(missing)} of the {len(examples)} users "
