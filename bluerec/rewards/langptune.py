@@ -3,7 +3,7 @@
 LangPTune (Gao et al. 2024, "End-to-end Training for Recommendation with Language-based User Profiles",
 arXiv 2410.18870) optimises the profile with the recommender's ranking metric as the reward. Here the recommender is
 the frozen retriever: the profile is embedded, every item of the catalogue is scored by cosine similarity, the user's
-history is excluded (never the target), and the reward is NDCG@k or MRR of the true next item — the same ranking
+history is excluded (never the target), and the reward is NDCG@k, MRR or full-list DCG of the true next item — the same ranking
 (:func:`bluerec.eval.retrieval.full_ranks`) and metrics (:mod:`bluerec.eval.metrics`) as evaluation, with exact
 ties counted at their average rank.
 """
@@ -27,8 +27,11 @@ class LangPTuneRewardConfig(StrictModel):
     """Configuration of :class:`LangPTuneReward`.
 
     Parameters:
-        metric: ``"ndcg"`` (NDCG@k: ``1/log2(rank+2)`` inside the top k, else 0) or ``"mrr"`` (``1/(rank+1)`` over
-            the full list, so it never vanishes). Default ``"ndcg"``.
+        metric: ``"ndcg"`` (NDCG@k: ``1/log2(rank+2)`` inside the top k, else 0), ``"mrr"`` (``1/(rank+1)`` over
+            the full list, so it never vanishes) or ``"dcg"`` (``1/log2(rank+2)`` over the full list: NDCG's gain
+            without its cut-off — the head counts most, as in NDCG@10, but a move from rank 500 to 100 still pays,
+            where MRR and NDCG@k are ~0 for most users and give GRPO's groups nothing to compare). Default
+            ``"ndcg"``.
         k: the NDCG cut-off. Default ``10``.
         exclude_history: rank without the user's history items (the evaluation protocol). Default ``True``.
         ties: how an exact score tie with the target counts: ``"average"`` (the expected rank under random
@@ -36,15 +39,15 @@ class LangPTuneRewardConfig(StrictModel):
         floor: reward of an empty or degenerate profile. Default ``0.0``.
     """
 
-    metric: Literal["ndcg", "mrr"] = "ndcg"
+    metric: Literal["ndcg", "mrr", "dcg"] = "ndcg"
     k: int = Field(10, ge=1)
     exclude_history: bool = True
     ties: Literal["average", "pessimistic", "optimistic"] = "average"
     floor: float = 0.0
 
 
-def rank_rewards(ranks: np.ndarray, metric: Literal["ndcg", "mrr"], k: int) -> np.ndarray:
-    """Target ranks (0 = first, fractional under average ties) → NDCG@k or MRR.
+def rank_rewards(ranks: np.ndarray, metric: Literal["ndcg", "mrr", "dcg"], k: int) -> np.ndarray:
+    """Target ranks (0 = first, fractional under average ties) → NDCG@k, MRR or full-list DCG (``k`` unused).
 
     Example:
     ```python
@@ -52,10 +55,14 @@ def rank_rewards(ranks: np.ndarray, metric: Literal["ndcg", "mrr"], k: int) -> n
     [1.0, 0.631, 0.0]
     >>> rank_rewards(np.array([0.0, 1.0, 12.0]), "mrr", 10).round(3).tolist()
     [1.0, 0.5, 0.077]
+    >>> rank_rewards(np.array([0.0, 1.0, 12.0]), "dcg", 10).round(3).tolist()
+    [1.0, 0.631, 0.263]
     ```
     """
     from bluerec.eval.metrics import mrr, ndcg_at_k
 
+    if metric == "dcg":
+        return 1.0 / np.log2(np.asarray(ranks, dtype=np.float64) + 2.0)
     return ndcg_at_k(ranks, k) if metric == "ndcg" else mrr(ranks)
 
 

@@ -99,6 +99,15 @@ def test_plan_points_every_stage_at_one_dataset_and_work_folder(bench, tmp_path)
                                        "batch_size": 16, "gradient_accumulation_steps": 2}) == pop.grpo
     assert t07.rewards == pop.rewards and t07.prompt == pop.prompt and t07.profiler == pop.profiler
     assert plan.budgets["blue_newest_context_wide_popneg_t07"] == 64
+    # newest_context_t07_dcg: the t07 run, 8 steps, with full-list DCG (× 2) in place of InfoNCE and the reader × 0.5
+    dcg = plan.train["newest_context_t07_dcg"]
+    assert dcg.rewards.enabled == ["langptune", "multiple_choice", "length_penalty"]
+    assert (dcg.rewards.langptune.metric, dcg.rewards.langptune.exclude_history) == ("dcg", True)
+    assert (dcg.rewards.weights.langptune, dcg.rewards.weights.multiple_choice, dcg.rewards.weights.length_penalty) == (
+        2.0, 0.5, 0.5)
+    assert dcg.rewards.multiple_choice == t07.rewards.multiple_choice
+    assert dcg.grpo.model_copy(update={"max_steps": 12}) == t07.grpo
+    assert dcg.prompt == t07.prompt and dcg.profiler == t07.profiler
     from bluerec.config import load_config
     from bluerec.workflow import WarmStartRunConfig
 

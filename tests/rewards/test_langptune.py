@@ -76,6 +76,14 @@ def test_rank_rewards_match_the_evaluation_metrics():
     assert rank_rewards(ranks, "mrr", 10) == pytest.approx(mrr(ranks))
 
 
+def test_dcg_is_ndcg_without_its_cutoff_and_still_orders_the_tail():
+    ranks = np.array([0.0, 1.5, 9.0, 10.0, 99.0, 999.0])
+    dcg = rank_rewards(ranks, "dcg", 10)
+    assert dcg == pytest.approx(ndcg_at_k(ranks, 10_000))        # one relevant item: the same gain, no cut-off
+    assert dcg[:3] == pytest.approx(rank_rewards(ranks, "ndcg", 10)[:3])
+    assert np.all(np.diff(dcg) < 0) and dcg[-1] > 0               # rank 10 → 100 → 1000 still pays less and less
+
+
 def test_bad_inputs_fail_clearly():
     reward = LangPTuneReward(VectorEncoder(), ITEMS, INDEX)
     with pytest.raises(ValueError, match="target_item"):
