@@ -78,13 +78,16 @@ VARIANTS = {"both": "beauty_smollm2.yaml", "embedding": "beauty_smollm2_embeddin
             "newest_context_wide_popneg_mrr": "beauty_smollm2_newest_context_wide_popneg_mrr.yaml",
             "newest_context_wide_popneg_gdpo": "beauty_smollm2_newest_context_wide_popneg_gdpo.yaml",
             "newest_context_wide_popneg_t07": "beauty_smollm2_newest_context_wide_popneg_t07.yaml",
-            "newest_context_t07_dcg": "beauty_smollm2_newest_context_t07_dcg.yaml"}
+            "newest_context_t07_dcg": "beauty_smollm2_newest_context_t07_dcg.yaml",
+            "newest_context_t07_ndcg50": "beauty_smollm2_newest_context_t07_ndcg50.yaml",
+            "newest_context_t07_ndcg50_only": "beauty_smollm2_newest_context_t07_ndcg50_only.yaml"}
 # A variant that trains from another variant's warm start (same prompt, other GRPO settings) names it here, so that
 # it reuses that warm start, its YAML and its rows whether or not that variant is run too.
 WARMSTART_OF = {"newest_context_wide": "newest_context", "newest_context_wide_lr3e-4": "newest_context",
                 "newest_context_wide_popneg": "newest_context", "newest_context_wide_popneg_mrr": "newest_context",
                 "newest_context_wide_popneg_gdpo": "newest_context",
-                "newest_context_wide_popneg_t07": "newest_context", "newest_context_t07_dcg": "newest_context"}
+                "newest_context_wide_popneg_t07": "newest_context", "newest_context_t07_dcg": "newest_context",
+                "newest_context_t07_ndcg50": "newest_context", "newest_context_t07_ndcg50_only": "newest_context"}
 REFERENCES = ["last_item", "history_text", "template", "zero_shot", "warmstart"]
 console = Console(width=120)
 Say = Callable[[str], None]

@@ -108,6 +108,15 @@ def test_plan_points_every_stage_at_one_dataset_and_work_folder(bench, tmp_path)
     assert dcg.rewards.multiple_choice == t07.rewards.multiple_choice
     assert dcg.grpo.model_copy(update={"max_steps": 12}) == t07.grpo
     assert dcg.prompt == t07.prompt and dcg.profiler == t07.profiler
+    # newest_context_t07_ndcg50: the dcg run with the rank reward cut at 50 (NDCG@50), nothing else changed
+    ndcg50 = plan.train["newest_context_t07_ndcg50"]
+    assert (ndcg50.rewards.langptune.metric, ndcg50.rewards.langptune.k) == ("ndcg", 50)
+    assert ndcg50.rewards.model_copy(update={"langptune": dcg.rewards.langptune}) == dcg.rewards
+    assert ndcg50.grpo == dcg.grpo and ndcg50.prompt == dcg.prompt and ndcg50.profiler == dcg.profiler
+    # newest_context_t07_ndcg50_only: that run with the rank reward alone and one validation (step 8)
+    alone = plan.train["newest_context_t07_ndcg50_only"]
+    assert alone.rewards.enabled == ["langptune"] and alone.rewards.langptune == ndcg50.rewards.langptune
+    assert not alone.needs_reader() and alone.eval.every_steps == 8 and alone.grpo == ndcg50.grpo
     from bluerec.config import load_config
     from bluerec.workflow import WarmStartRunConfig
 
