@@ -72,11 +72,16 @@ def _check_k(k: int) -> None:
         raise ValueError(f"k must be a positive integer, got {k!r}")
 
 
+def dcg(ranks: ArrayLike) -> np.ndarray:
+    """DCG of one relevant item over the full list, NDCG's gain without its cut-off: ``1/log2(rank+2)``."""
+    return 1.0 / np.log2(_as_ranks(ranks) + 2.0)
+
+
 def ndcg_at_k(ranks: ArrayLike, k: int) -> np.ndarray:
     """NDCG@k for one relevant item per query: ``1/log2(rank+2)`` if ``rank < k`` else 0."""
     _check_k(k)
     r = _as_ranks(ranks)
-    return np.where(r < k, 1.0 / np.log2(r + 2.0), 0.0)
+    return np.where(r < k, dcg(r), 0.0)
 
 
 def recall_at_k(ranks: ArrayLike, k: int) -> np.ndarray:

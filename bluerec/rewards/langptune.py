@@ -3,9 +3,9 @@
 LangPTune (Gao et al. 2024, "End-to-end Training for Recommendation with Language-based User Profiles",
 arXiv 2410.18870) optimises the profile with the recommender's ranking metric as the reward. Here the recommender is
 the frozen retriever: the profile is embedded, every item of the catalogue is scored by cosine similarity, the user's
-history is excluded (never the target), and the reward is NDCG@k, MRR or full-list DCG of the true next item — the same ranking
-(:func:`bluerec.eval.retrieval.full_ranks`) and metrics (:mod:`bluerec.eval.metrics`) as evaluation, with exact
-ties counted at their average rank.
+history is excluded (never the target), and the reward is NDCG@k, MRR or full-list DCG of the true next item — the
+same ranking (:func:`bluerec.eval.retrieval.full_ranks`) and metrics (:mod:`bluerec.eval.metrics`) as evaluation,
+with exact ties counted at their average rank.
 """
 
 from __future__ import annotations
@@ -59,10 +59,10 @@ def rank_rewards(ranks: np.ndarray, metric: Literal["ndcg", "mrr", "dcg"], k: in
     [1.0, 0.631, 0.263]
     ```
     """
-    from bluerec.eval.metrics import mrr, ndcg_at_k
+    from bluerec.eval.metrics import dcg, mrr, ndcg_at_k
 
     if metric == "dcg":
-        return 1.0 / np.log2(np.asarray(ranks, dtype=np.float64) + 2.0)
+        return dcg(ranks)
     return ndcg_at_k(ranks, k) if metric == "ndcg" else mrr(ranks)
 
 

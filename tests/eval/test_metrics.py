@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from bluerec.eval.metrics import hit_rate_at_k, mrr, mrr_at_k, ndcg_at_k, recall_at_k, summarize
+from bluerec.eval.metrics import dcg, hit_rate_at_k, mrr, mrr_at_k, ndcg_at_k, recall_at_k, summarize
 
 RANKS = np.array([0, 1, 2, 9, 10, 50])
 
@@ -15,6 +15,12 @@ def test_ndcg_hand_computed() -> None:
     np.testing.assert_allclose(ndcg_at_k(RANKS, 10), expected)
     np.testing.assert_allclose(ndcg_at_k(RANKS, 1), [1, 0, 0, 0, 0, 0])
     np.testing.assert_allclose(ndcg_at_k(RANKS, 11)[4], 1 / math.log2(12))
+
+
+def test_dcg_is_ndcg_without_cutoff() -> None:
+    np.testing.assert_allclose(dcg(RANKS), [1.0, 1 / math.log2(3), 0.5, 1 / math.log2(11), 1 / math.log2(12),
+                                            1 / math.log2(52)])
+    np.testing.assert_allclose(ndcg_at_k(RANKS, 10), np.where(RANKS < 10, dcg(RANKS), 0.0))
 
 
 def test_recall_is_hit_rate() -> None:

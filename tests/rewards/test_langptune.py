@@ -80,6 +80,8 @@ def test_dcg_is_ndcg_without_its_cutoff_and_still_orders_the_tail():
     ranks = np.array([0.0, 1.5, 9.0, 10.0, 99.0, 999.0])
     dcg = rank_rewards(ranks, "dcg", 10)
     assert dcg == pytest.approx(ndcg_at_k(ranks, 10_000))        # one relevant item: the same gain, no cut-off
+    with pytest.raises(ValueError, match="finite and >= 0"):      # the evaluation metrics' own rank checks
+        rank_rewards(np.array([-1.0]), "dcg", 10)
     assert dcg[:3] == pytest.approx(rank_rewards(ranks, "ndcg", 10)[:3])
     assert np.all(np.diff(dcg) < 0) and dcg[-1] > 0               # rank 10 → 100 → 1000 still pays less and less
 
