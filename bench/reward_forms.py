@@ -138,11 +138,11 @@ def main() -> int:
 
     scores: dict[str, dict[str, np.ndarray]] = {}
     weights: dict[str, float] = {}
-    totals: dict[str, dict[str, np.ndarray]] = {}
+    # A reward with the same settings and batches in two configs scores the same rows the same way (the rows and
+    # columns were checked equal above): it is scored once, the reader's being the costly one.
+    scored: dict[tuple[str, str, int], list[tuple[str, dict[str, np.ndarray]]]] = {}
     for name, cfg in cfgs.items():
         reader = trainer.load_reader(cfg, profiler)
-        funcs, wts = trainer.build_reward_funcs(cfg, encoder=embedder, item_emb=item_emb, dataset=dataset,
-                                                reader=reader)
         rl = build_rl_dataset(dataset, cfg.data, cfg.prompt, max_examples=cfg.max_train_examples,
                               **trainer.reward_dataset_options(cfg))
         if list(rl["target_item"]) != [str(ex.item_id) for ex in rows]:
@@ -150,20 +150,28 @@ def main() -> int:
         columns = {c: [rl[c][i] for i in picked] for c in rl.column_names if c != "prompt"}
         # TRL scores a whole generation batch (batch_size × gradient_accumulation_steps completions) at once
         per_call = max(1, cfg.grpo.batch_size * cfg.grpo.gradient_accumulation_steps // cfg.grpo.num_generations)
-        totals[name] = {f: np.zeros(len(picked)) for f in FORMS}
-        for func, weight in zip(funcs, wts):
-            key = f"{name}: {getattr(func, '__name__', type(func).__name__)}"
-            weights[key] = weight
-            scores[key] = {}
-            for form in FORMS:
-                out: list[float] = []
-                for s in range(0, len(picked), per_call):
-                    out += func(completions=texts[form][s:s + per_call],
-                                **{c: v[s:s + per_call] for c, v in columns.items()})
-                scores[key][form] = np.asarray(out, dtype=np.float64)
-                totals[name][form] += weight * scores[key][form]
-        scores[f"{name}: weighted sum"] = totals[name]
-        weights[f"{name}: weighted sum"] = 1.0
+        total = {f: np.zeros(len(picked)) for f in FORMS}
+        for reward in cfg.reward_names():
+            one = cfg.model_copy(update={"rewards": cfg.rewards.model_copy(update={"enabled": [reward]})})
+            funcs, wts = trainer.build_reward_funcs(one, encoder=embedder, item_emb=item_emb, dataset=dataset,
+                                                    reader=reader)
+            cache_key = (reward, cfg.rewards.settings(reward).model_dump_json(), per_call)
+            if cache_key not in scored:
+                scored[cache_key] = []
+                for func in funcs:
+                    by_form: dict[str, np.ndarray] = {}
+                    for form in FORMS:
+                        out: list[float] = []
+                        for s in range(0, len(picked), per_call):
+                            out += func(completions=texts[form][s:s + per_call],
+                                        **{c: v[s:s + per_call] for c, v in columns.items()})
+                        by_form[form] = np.asarray(out, dtype=np.float64)
+                    scored[cache_key].append((getattr(func, "__name__", type(func).__name__), by_form))
+            for (func_name, by_form), weight in zip(scored[cache_key], wts):
+                scores[f"{name}: {func_name}"], weights[f"{name}: {func_name}"] = by_form, weight
+                for form in FORMS:
+                    total[form] += weight * by_form[form]
+        scores[f"{name}: weighted sum"], weights[f"{name}: weighted sum"] = total, 1.0
 
     results: dict[str, Any] = {}
     table = Table(title=f"{len(picked)} training rows of amazon2014-beauty: reward per form (taught − swap, 95% CI)")
@@ -197,7 +205,8 @@ def main() -> int:
         *md, "", f"`{command.strip()}` ({seconds / 60:.1f} min). Forms, written from each row's prompt: "
         "taught = `Recently: <newest>. Often bought next: <first successor>.`; swap = `Recently: <second newest>. "
         "Often bought next: <newest>.`; newest = `Recently: <newest>.`; successor = `Often bought next: "
-        "<first successor>.`. Rewards are called on the run's generation batches of users (8 here; in-batch terms see those).",
+        "<first successor>.`. Rewards are called on the run's generation batches of users (8 here; in-batch terms "
+        "see those).",
         ""]))
     console.print(f"wrote {args.out} ({seconds / 60:.1f} min)")
     return 0
