@@ -1,6 +1,10 @@
 """Benchmark (not a test): which of two profile forms does each GRPO reward pay more, on the rows GRPO trains on?
 
     .venv/bin/python bench/reward_forms.py     # amazon2014-beauty, 240 seeded training rows (~3 min on 2 cores)
+    # InfoNCE alone, popularity negatives vs the user's older items added as negatives (1 min)
+    .venv/bin/python bench/reward_forms.py --config configs/train/beauty_smollm2_newest_context_wide_popneg_t07.yaml \
+        --config configs/train/beauty_smollm2_newest_context_t07_histneg.yaml --only infonce \
+        --out bench/results/reward_forms_histneg.json
 
 The ``newest_context`` warm start teaches one form — the newest history title, then its first listed successor
 ("Recently: <newest>. Often bought next: <successor>.") — and its commonest greedy error puts an older history title
@@ -41,6 +45,7 @@ from bluerec.data.dataset import PreparedDataset  # noqa: E402
 from bluerec.embed import Embedder  # noqa: E402
 from bluerec.io import write_json_atomic, write_text_atomic  # noqa: E402
 from bluerec.profiler.prompts import context_for, history_items_for  # noqa: E402
+from bluerec.rewards.registry import reward_names  # noqa: E402
 from bluerec.train.config import BlueTrainConfig  # noqa: E402
 from bluerec.train.dataset import build_rl_dataset, select_train_rows  # noqa: E402
 
@@ -82,6 +87,9 @@ def main() -> int:
     p.add_argument("--config", type=Path, action="append",
                    help="a GRPO config whose enabled rewards score the forms (repeatable; default: the t07 run's "
                         "and the t07_dcg run's)")
+    p.add_argument("--only", action="append", default=[], metavar="REWARD",
+                   help="score only this enabled reward of each config (repeatable; the weighted sum is then over "
+                        "these alone)")
     p.add_argument("--dataset", type=Path, default=ROOT / "data" / "prepared" / "amazon2014-beauty")
     p.add_argument("--profiler", type=Path, default=ROOT / "runs" / "bench_blue_beauty" / "warmstart_newest_context"
                    / "model", help="the warm start the runs trained from (the reader reads its weights)")
@@ -91,6 +99,9 @@ def main() -> int:
     p.add_argument("--num-threads", type=int, default=2)
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "reward_forms.json")
     args = p.parse_args()
+    unknown = set(args.only) - set(reward_names())
+    if unknown:
+        raise SystemExit(f"--only {sorted(unknown)}: not a registered reward ({reward_names()})")
     configs = args.config or [CONFIGS / "beauty_smollm2_newest_context_wide_popneg_t07.yaml",
                               CONFIGS / "beauty_smollm2_newest_context_t07_dcg.yaml"]
 
@@ -152,6 +163,8 @@ def main() -> int:
         per_call = max(1, cfg.grpo.batch_size * cfg.grpo.gradient_accumulation_steps // cfg.grpo.num_generations)
         total = {f: np.zeros(len(picked)) for f in FORMS}
         for reward in cfg.reward_names():
+            if args.only and reward not in args.only:
+                continue
             one = cfg.model_copy(update={"rewards": cfg.rewards.model_copy(update={"enabled": [reward]})})
             funcs, wts = trainer.build_reward_funcs(one, encoder=embedder, item_emb=item_emb, dataset=dataset,
                                                     reader=reader)
@@ -171,7 +184,8 @@ def main() -> int:
                 scores[f"{name}: {func_name}"], weights[f"{name}: {func_name}"] = by_form, weight
                 for form in FORMS:
                     total[form] += weight * by_form[form]
-        scores[f"{name}: weighted sum"], weights[f"{name}: weighted sum"] = total, 1.0
+        total_name = f"{name}: weighted sum" + (f" of {', '.join(args.only)}" if args.only else "")
+        scores[total_name], weights[total_name] = total, 1.0
 
     results: dict[str, Any] = {}
     table = Table(title=f"{len(picked)} training rows of amazon2014-beauty: reward per form (taught − swap, 95% CI)")
@@ -195,7 +209,7 @@ def main() -> int:
     seconds = time.perf_counter() - t0
     command = "python bench/reward_forms.py " + " ".join(sys.argv[1:])
     write_json_atomic(args.out, {"benchmark": "reward_forms", "command": command.strip(), "rows": len(picked),
-                                 "seed": args.seed, "configs": [str(c.relative_to(ROOT)) for c in configs],
+                                 "seed": args.seed, "configs": [str(c.resolve().relative_to(ROOT)) for c in configs],
                                  "profiler": str(args.profiler.relative_to(ROOT)) if args.profiler.is_relative_to(ROOT)
                                  else str(args.profiler), "seconds": round(seconds, 1),
                                  "examples": {f: texts[f][:3] for f in FORMS}, "results": results,

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from bluerec.config import StrictModel
 from bluerec.rewards.protocols import TextEncoder
@@ -43,6 +43,13 @@ class InfoNCERewardConfig(StrictModel):
             word2vec choice). Default ``1.0``.
         exclude_history: never use an item of the ``history_items`` column as a sampled or hard negative.
             Default ``True``.
+        history_negatives: add this many of the user's own history items (from the ``history_items`` column,
+            newest last) to each row's negatives, besides the ``num_negatives`` sampled ones (not with ``"hard"`` or a
+            ``negatives`` column). The profile must then be nearer the next item than what the user already has: a
+            profile that restates older purchases scores below one that points past them. Default ``0`` (none).
+        history_negatives_skip_newest: leave the user's newest ``n`` history items out of ``history_negatives``
+            (the newest item's neighbours are the strongest evidence of the next one; a profile should not be paid
+            for avoiding it). Default ``0``.
         seed: base seed; the sampled negatives of a row are seeded by ``(seed, step, user, target)``, so all
             completions of one prompt share their negatives. Default ``0``.
 
@@ -62,8 +69,16 @@ class InfoNCERewardConfig(StrictModel):
     negatives: Literal["uniform", "popularity", "hard"] = "uniform"
     popularity_alpha: float = Field(1.0, ge=0)
     exclude_history: bool = True
+    history_negatives: int = Field(0, ge=0)
+    history_negatives_skip_newest: int = Field(0, ge=0)
     seed: int = Field(0, ge=0)
     floor: float | Literal["chance"] = "chance"
+
+    @model_validator(mode="after")
+    def _history_negatives_need_sampling(self) -> InfoNCERewardConfig:
+        if self.history_negatives and self.negatives == "hard":
+            raise ValueError("history_negatives needs sampled negatives (uniform or popularity), not 'hard'")
+        return self
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -556,9 +571,11 @@ class InfoNCEReward:
                 else:
                     rng = row_rng(cfg.seed, step, groups[i], targets[i])
                     weights = self._weights if cfg.negatives == "popularity" else None
-                    neg_lists.append(
-                        sample_negatives(rng, self.item_emb.shape[0], cfg.num_negatives, exclude[i], weights).tolist()
-                    )
+                    own = self._history_negatives(history_items[i] if history_items is not None else None,
+                                                  target_idx[i])
+                    sampled = sample_negatives(rng, self.item_emb.shape[0], cfg.num_negatives, exclude[i] | set(own),
+                                               weights).tolist()
+                    neg_lists.append(own + sampled)
             width = max((len(x) for x in neg_lists), default=0)
             neg = np.full((n, width), -1, dtype=np.int64)
             for i, row in enumerate(neg_lists):
@@ -625,6 +642,17 @@ class InfoNCEReward:
                 f"{self.__name__}: item id {item_id!r} from column {column!r} is not in item_index "
                 f"({len(self.item_index)} items) — were the item embeddings built from the same dataset?"
             ) from None
+
+    def _history_negatives(self, history: Sequence[str] | None, target: int) -> list[int]:
+        """The row's own history items used as negatives (``history_negatives``), newest first, without the
+        target or repeats."""
+        cfg = self.config
+        if not cfg.history_negatives or history is None:
+            return []
+        ids = [self._lookup(h, "history_items") for h in map(str, history)]
+        ids = ids[: len(ids) - cfg.history_negatives_skip_newest] if cfg.history_negatives_skip_newest else ids
+        out = [i for i in dict.fromkeys(reversed(ids)) if i != target]
+        return out[: cfg.history_negatives]
 
     def _exclusions(self, target: int, history: Sequence[str] | None) -> set[int]:
         out = {int(target)}

@@ -204,6 +204,33 @@ def test_reward_popularity_negatives_seeded_shared_by_siblings_and_outside_histo
     assert not (later.negative_idx == neg).all()
 
 
+def test_history_negatives_put_the_users_older_items_among_the_negatives_by_hand():
+    items = {"T": unit(1, 0, 0), "H1": unit(0, 1, 0), "H2": unit(0.6, 0.8, 0), "N": unit(0.8, 0.6, 0),
+             "X": unit(0, 0, 1)}
+    emb, index = item_space(items)
+    tau = 0.5
+    older_like = unit(0.6, 0.8, 0)  # a profile that restates the older purchase H2
+    enc = FakeEncoder({"older": older_like, "next": unit(1, 0, 0)})
+    cfg = InfoNCERewardConfig(num_negatives=1, history_negatives=2, history_negatives_skip_newest=1,
+                              temperature=tau, weight_item_to_profile=0.0)
+    reward = InfoNCEReward(enc, emb, index, cfg)
+    # history oldest → newest: H1, H2, N; N (the newest) is skipped, H2 and H1 become negatives, newest first; the one
+    # sampled negative can only be X (the target and the whole history are excluded from sampling)
+    b = reward.compute(["older", "next"], target_item=["T", "T"], user_id=["u", "v"],
+                       history_items=[["H1", "H2", "N"], ["H1", "H2", "N"]])
+    assert b.negative_idx[0].tolist() == [index["H2"], index["H1"], index["X"]]
+    assert b.num_negatives.tolist() == [3, 3]
+    cand = np.stack([items[k] for k in ("T", "H2", "H1", "X")])
+    assert b.profile_to_item[0] == pytest.approx(info_nce_log_prob(older_like, 0, cand, tau))
+    assert b.reward[0] < b.reward[1]  # restating what the user has scores below pointing at what comes next
+    # without the option the same profile only competes with sampled items
+    plain = InfoNCEReward(enc, emb, index, InfoNCERewardConfig(num_negatives=1, temperature=tau))
+    assert plain.compute(["older"], target_item=["T"], user_id=["u"],
+                         history_items=[["H1", "H2", "N"]]).negative_idx.tolist() == [[index["X"]]]
+    with pytest.raises(ValueError, match="history_negatives needs sampled negatives"):
+        InfoNCERewardConfig(negatives="hard", history_negatives=2)
+
+
 # --- hard negatives -------------------------------------------------------------------------------------------------
 
 
