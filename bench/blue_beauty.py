@@ -80,14 +80,16 @@ VARIANTS = {"both": "beauty_smollm2.yaml", "embedding": "beauty_smollm2_embeddin
             "newest_context_wide_popneg_t07": "beauty_smollm2_newest_context_wide_popneg_t07.yaml",
             "newest_context_t07_dcg": "beauty_smollm2_newest_context_t07_dcg.yaml",
             "newest_context_t07_ndcg50": "beauty_smollm2_newest_context_t07_ndcg50.yaml",
-            "newest_context_t07_ndcg50_only": "beauty_smollm2_newest_context_t07_ndcg50_only.yaml"}
+            "newest_context_t07_ndcg50_only": "beauty_smollm2_newest_context_t07_ndcg50_only.yaml",
+            "newest_context_t07_histneg": "beauty_smollm2_newest_context_t07_histneg.yaml"}
 # A variant that trains from another variant's warm start (same prompt, other GRPO settings) names it here, so that
 # it reuses that warm start, its YAML and its rows whether or not that variant is run too.
 WARMSTART_OF = {"newest_context_wide": "newest_context", "newest_context_wide_lr3e-4": "newest_context",
                 "newest_context_wide_popneg": "newest_context", "newest_context_wide_popneg_mrr": "newest_context",
                 "newest_context_wide_popneg_gdpo": "newest_context",
                 "newest_context_wide_popneg_t07": "newest_context", "newest_context_t07_dcg": "newest_context",
-                "newest_context_t07_ndcg50": "newest_context", "newest_context_t07_ndcg50_only": "newest_context"}
+                "newest_context_t07_ndcg50": "newest_context", "newest_context_t07_ndcg50_only": "newest_context",
+                "newest_context_t07_histneg": "newest_context"}
 REFERENCES = ["last_item", "history_text", "template", "zero_shot", "warmstart"]
 console = Console(width=120)
 Say = Callable[[str], None]
@@ -190,8 +192,9 @@ def make_plan(dataset: Path, work: Path, *, variants: list[str], max_users: int 
                 generation_batch_size=ws.selection.batch_size)
 
 
-# (config section, key, the value every run before the key existed had in effect)
-ADDED_LATER = [("grpo", "multi_objective_aggregation", "sum_then_normalize")]
+# (config section, dotted for a nested one; key; the value every run before the key existed had in effect)
+ADDED_LATER = [("grpo", "multi_objective_aggregation", "sum_then_normalize"),
+               ("rewards.infonce", "history_negatives", 0), ("rewards.infonce", "history_negatives_skip_newest", 0)]
 
 
 def train_digest(cfg: BlueTrainConfig) -> str:
@@ -205,8 +208,11 @@ def train_digest(cfg: BlueTrainConfig) -> str:
     data["profiler"].pop("model", None)  # the warm start's folder, which differs per work folder
     # Settings added after rows were stored: at the value that reproduces those runs they leave the digest as it was.
     for section, key, earlier in ADDED_LATER:
-        if data.get(section, {}).get(key) == earlier:
-            del data[section][key]
+        node = data
+        for part in section.split("."):
+            node = node.get(part, {}) if isinstance(node, dict) else {}
+        if isinstance(node, dict) and key in node and node[key] == earlier:
+            del node[key]
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:12]
 
 

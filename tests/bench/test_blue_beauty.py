@@ -117,6 +117,13 @@ def test_plan_points_every_stage_at_one_dataset_and_work_folder(bench, tmp_path)
     alone = plan.train["newest_context_t07_ndcg50_only"]
     assert alone.rewards.enabled == ["langptune"] and alone.rewards.langptune == ndcg50.rewards.langptune
     assert not alone.needs_reader() and alone.eval.every_steps == 8 and alone.grpo == ndcg50.grpo
+    # newest_context_t07_histneg: the t07 run, 8 steps, with the two older prompt items among the InfoNCE negatives
+    hist = plan.train["newest_context_t07_histneg"]
+    assert (hist.rewards.infonce.history_negatives, hist.rewards.infonce.history_negatives_skip_newest) == (2, 1)
+    assert hist.rewards.model_copy(update={"infonce": t07.rewards.infonce}) == t07.rewards
+    assert hist.rewards.infonce.model_copy(update={"history_negatives": 0, "history_negatives_skip_newest": 0}) == (
+        t07.rewards.infonce)
+    assert hist.grpo == dcg.grpo and hist.prompt == t07.prompt and hist.profiler == t07.profiler
     from bluerec.config import load_config
     from bluerec.workflow import WarmStartRunConfig
 
