@@ -120,6 +120,10 @@ def main() -> int:
                  "profiler": {"model": str(args.profiler)}}
     cfgs = {c.stem.removeprefix("beauty_smollm2_"): load_config(BlueTrainConfig, c, overrides) for c in configs}
     first = next(iter(cfgs.values()))
+    for name, cfg in cfgs.items():
+        missing = set(args.only) - set(cfg.reward_names())
+        if missing:
+            raise SystemExit(f"--only {sorted(missing)}: not enabled in {name} ({cfg.reward_names()})")
     for name, cfg in cfgs.items():  # one set of rows and prompts for every config, or the comparison means nothing
         if (cfg.prompt, cfg.data, cfg.max_train_examples, cfg.embedder) != (
                 first.prompt, first.data, first.max_train_examples, first.embedder):

@@ -43,13 +43,15 @@ class InfoNCERewardConfig(StrictModel):
             word2vec choice). Default ``1.0``.
         exclude_history: never use an item of the ``history_items`` column as a sampled or hard negative.
             Default ``True``.
-        history_negatives: add this many of the user's own history items (from the ``history_items`` column,
-            newest last) to each row's negatives, besides the ``num_negatives`` sampled ones (not with ``"hard"`` or a
-            ``negatives`` column). The profile must then be nearer the next item than what the user already has: a
-            profile that restates older purchases scores below one that points past them. Default ``0`` (none).
-        history_negatives_skip_newest: leave the user's newest ``n`` history items out of ``history_negatives``
-            (the newest item's neighbours are the strongest evidence of the next one; a profile should not be paid
-            for avoiding it). Default ``0``.
+        history_negatives: add this many of the user's own history items (the ``history_items`` column: the user's
+            whole history before the target, newest last — not only the items the prompt shows) to each row's
+            negatives, besides the ``num_negatives`` sampled ones. Only with sampled negatives: ``"hard"`` is refused,
+            and a ``negatives`` column (``data.negatives: fixed``, refused by the training config) is used as given.
+            The profile must then be nearer the next item than what the user already has: a profile that restates
+            older purchases scores below one that points past them. Default ``0`` (none).
+        history_negatives_skip_newest: leave the user's newest ``n`` distinct history items out of
+            ``history_negatives`` (the newest item's neighbours are the strongest evidence of the next one; a profile
+            should not be paid for avoiding it). Default ``0``.
         seed: base seed; the sampled negatives of a row are seeded by ``(seed, step, user, target)``, so all
             completions of one prompt share their negatives. Default ``0``.
 
@@ -644,15 +646,15 @@ class InfoNCEReward:
             ) from None
 
     def _history_negatives(self, history: Sequence[str] | None, target: int) -> list[int]:
-        """The row's own history items used as negatives (``history_negatives``), newest first, without the
-        target or repeats."""
+        """The row's own history items used as negatives (``history_negatives``): distinct items of the history,
+        newest first, without the newest ``history_negatives_skip_newest`` distinct items and the target. Ids absent
+        from the item index are skipped, as in the exclusions."""
         cfg = self.config
         if not cfg.history_negatives or history is None:
             return []
-        ids = [self._lookup(h, "history_items") for h in map(str, history)]
-        ids = ids[: len(ids) - cfg.history_negatives_skip_newest] if cfg.history_negatives_skip_newest else ids
-        out = [i for i in dict.fromkeys(reversed(ids)) if i != target]
-        return out[: cfg.history_negatives]
+        newest_first = [self.item_index[h] for h in map(str, reversed(list(history))) if h in self.item_index]
+        distinct = list(dict.fromkeys(newest_first))[cfg.history_negatives_skip_newest:]
+        return [i for i in distinct if i != target][: cfg.history_negatives]
 
     def _exclusions(self, target: int, history: Sequence[str] | None) -> set[int]:
         out = {int(target)}

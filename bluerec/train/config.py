@@ -504,6 +504,10 @@ class BlueTrainConfig(StrictModel):
             )
         if self.profiler.backend == "openai":
             raise ValueError("profiler.backend 'openai' cannot be trained: use hf or micro")
+        if ("infonce" in self.rewards.enabled and self.rewards.infonce.history_negatives
+                and self.data.negatives == "fixed"):
+            raise ValueError("rewards.infonce.history_negatives adds to sampled negatives, but data.negatives 'fixed' "
+                             "gives every row its negatives as a column: use data.negatives 'per_step'")
         return self
 
     @property

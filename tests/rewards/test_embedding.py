@@ -220,8 +220,8 @@ def test_history_negatives_put_the_users_older_items_among_the_negatives_by_hand
                        history_items=[["H1", "H2", "N"], ["H1", "H2", "N"]])
     assert b.negative_idx[0].tolist() == [index["H2"], index["H1"], index["X"]]
     assert b.num_negatives.tolist() == [3, 3]
-    cand = np.stack([items[k] for k in ("T", "H2", "H1", "X")])
-    assert b.profile_to_item[0] == pytest.approx(info_nce_log_prob(older_like, 0, cand, tau))
+    # cos(older_like, ·) for T, H2, H1, X = 0.6, 1.0, 0.8, 0.0, over τ = 0.5
+    assert b.profile_to_item[0] == pytest.approx(1.2 - lse(1.2, 2.0, 1.6, 0.0))
     assert b.reward[0] < b.reward[1]  # restating what the user has scores below pointing at what comes next
     # without the option the same profile only competes with sampled items
     plain = InfoNCEReward(enc, emb, index, InfoNCERewardConfig(num_negatives=1, temperature=tau))
@@ -229,6 +229,24 @@ def test_history_negatives_put_the_users_older_items_among_the_negatives_by_hand
                          history_items=[["H1", "H2", "N"]]).negative_idx.tolist() == [[index["X"]]]
     with pytest.raises(ValueError, match="history_negatives needs sampled negatives"):
         InfoNCERewardConfig(negatives="hard", history_negatives=2)
+    # repeats count once (the skipped newest item's earlier copy is skipped too), the target and ids unknown to the
+    # index never become negatives, and at most history_negatives are taken
+    one = InfoNCEReward(enc, emb, index, cfg.model_copy(update={"history_negatives": 1}))
+    b = one.compute(["older"], target_item=["T"], user_id=["u"],
+                    history_items=[["H1", "T", "N", "H2", "gone", "N"]])
+    assert b.negative_idx[0].tolist() == [index["H2"], index["X"]]
+    b = reward.compute(["older"], target_item=["T"], user_id=["u"], history_items=[["T", "N", "H1", "N"]])
+    assert b.negative_idx[0].tolist() == [index["H1"], index["X"]]
+
+
+def test_history_negatives_refuse_fixed_negative_columns():
+    from bluerec.train.config import BlueTrainConfig
+
+    base = {"dataset": "d", "output_dir": "o", "profiler": {"backend": "micro", "model": "m"},
+            "rewards": {"enabled": ["infonce"], "infonce": {"history_negatives": 2}}}
+    assert BlueTrainConfig.model_validate(base).rewards.infonce.history_negatives == 2
+    with pytest.raises(ValueError, match="data.negatives 'fixed'"):
+        BlueTrainConfig.model_validate({**base, "data": {"negatives": "fixed"}})
 
 
 # --- hard negatives -------------------------------------------------------------------------------------------------
