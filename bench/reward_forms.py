@@ -43,6 +43,7 @@ from rich.table import Table  # noqa: E402
 from bluerec.config import load_config  # noqa: E402
 from bluerec.data.dataset import PreparedDataset  # noqa: E402
 from bluerec.embed import Embedder  # noqa: E402
+from bluerec.eval.bootstrap import paired_bootstrap  # noqa: E402
 from bluerec.io import write_json_atomic, write_text_atomic  # noqa: E402
 from bluerec.profiler.prompts import context_for, history_items_for  # noqa: E402
 from bluerec.rewards.registry import reward_names  # noqa: E402
@@ -73,13 +74,6 @@ def forms_for(newest: str, older: str, successor: str) -> dict[str, str]:
             "swap": f"Recently: {older}. Often bought next: {newest}.",
             "newest": f"Recently: {newest}.",
             "successor": f"Often bought next: {successor}."}
-
-
-def paired_interval(diff: np.ndarray, resamples: int, seed: int) -> tuple[float, float]:
-    """95% percentile bootstrap interval of the mean of paired differences (seeded)."""
-    rng = np.random.default_rng(seed)
-    means = diff[rng.integers(0, diff.size, size=(resamples, diff.size))].mean(axis=1)
-    return float(np.quantile(means, 0.025)), float(np.quantile(means, 0.975))
 
 
 def main() -> int:
@@ -199,7 +193,8 @@ def main() -> int:
           "|---|---|" + "---|" * len(FORMS) + "---|---|"]
     for key, by_form in scores.items():
         diff = by_form["taught"] - by_form["swap"]
-        lo, hi = paired_interval(diff, args.resamples, args.seed)
+        ci = paired_bootstrap(by_form["taught"], by_form["swap"], n_resamples=args.resamples, seed=args.seed)
+        lo, hi = ci.lo, ci.hi
         results[key] = {"weight": weights[key], "mean": {f: float(v.mean()) for f, v in by_form.items()},
                         "taught_minus_swap": float(diff.mean()), "interval": [lo, hi],
                         "taught_more": float((diff > 0).mean()), "swap_more": float((diff < 0).mean()),
