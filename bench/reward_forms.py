@@ -27,6 +27,7 @@ import os
 import platform
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +46,8 @@ from bluerec.data.dataset import PreparedDataset  # noqa: E402
 from bluerec.embed import Embedder  # noqa: E402
 from bluerec.eval.bootstrap import paired_bootstrap  # noqa: E402
 from bluerec.io import write_json_atomic, write_text_atomic  # noqa: E402
-from bluerec.profiler.prompts import context_for, history_items_for  # noqa: E402
+from bluerec.profiler.prompts import context_for, fit_prompt, history_items_for  # noqa: E402
+from bluerec.profiler.warmstart import make_target  # noqa: E402
 from bluerec.rewards.registry import reward_names  # noqa: E402
 from bluerec.train.config import BlueTrainConfig  # noqa: E402
 from bluerec.train.dataset import build_rl_dataset, select_train_rows  # noqa: E402
@@ -55,24 +57,24 @@ FORMS = ("taught", "swap", "newest", "successor")
 console = Console(width=140)
 
 
-def clip(text: str, limit: int) -> str:
-    return text[:limit]
-
-
-def forms_for(newest: str, older: str, successor: str) -> dict[str, str]:
-    """The four forms of one row, from its prompt's newest and second-newest titles and first listed successor
-    (``taught`` is :func:`bluerec.profiler.warmstart.make_target`'s ``newest_item+successor`` text for titles without
-    runs of whitespace, which that function collapses).
+def forms_for(item_texts: Sequence[str], context_texts: Sequence[str]) -> dict[str, str]:
+    """The four forms of one row, from its prompt's item texts (oldest first) and collaborative section as the prompt
+    shows them (clipped by :func:`bluerec.profiler.prompts.fit_prompt`): ``taught`` is
+    :func:`bluerec.profiler.warmstart.make_target`'s ``newest_item+successor`` text, the others are written the same
+    way (whitespace collapsed) with the newest and second-newest titles swapped, or one part alone.
 
     Example:
     ```python
-    >>> forms_for("Gel", "Soap", "Toner")["swap"]
-    'Recently: Soap. Often bought next: Gel.'
+    >>> forms_for(["Soap", "Gel  Pen"], ["Toner"])["swap"]
+    'Recently: Soap. Often bought next: Gel Pen.'
     ```
     """
-    return {"taught": f"Recently: {newest}. Often bought next: {successor}.",
+    newest, older = (" ".join(t.split()) for t in item_texts[-1:-3:-1])
+    successor = " ".join(context_texts[0].split())
+    return {"taught": make_target("newest_item+successor", [], None, history_texts=item_texts,
+                                  context_texts=context_texts),
             "swap": f"Recently: {older}. Often bought next: {newest}.",
-            "newest": f"Recently: {newest}.",
+            "newest": make_target("newest_item", [], None, history_texts=item_texts),
             "successor": f"Often bought next: {successor}."}
 
 
@@ -128,18 +130,17 @@ def main() -> int:
     profiler = load_profiler(first.profiler, trainable=True)
 
     rows = select_train_rows(dataset.split("train"), first.data, first.max_train_examples)
-    limit = first.prompt.max_item_chars
     rng = np.random.default_rng(args.seed)
     picked: list[int] = []
     texts: dict[str, list[str]] = {f: [] for f in FORMS}
     for i in rng.permutation(len(rows)).tolist():
         ex = rows[i]
-        shown = [clip(h.text, limit) for h in history_items_for(dataset, ex, field=first.prompt.item_field)]
-        successors = [clip(t, first.prompt.collaborative.max_item_chars)
-                      for t in context_for(dataset, ex, first.prompt, "train")]
-        if len(shown) < 2 or not successors:
+        # the prompt exactly as GRPO builds it (fit to the profiler's token budget), so the forms hold its texts
+        prompt = fit_prompt(history_items_for(dataset, ex, field=first.prompt.item_field), first.prompt,
+                            profiler.count_tokens, context_for(dataset, ex, first.prompt, "train"))
+        if len(prompt.item_texts) < 2 or not prompt.context_texts:
             continue
-        for form, text in forms_for(shown[-1], shown[-2], successors[0]).items():
+        for form, text in forms_for(prompt.item_texts, prompt.context_texts).items():
             texts[form].append(text)
         picked.append(i)
         if len(picked) == args.rows:
