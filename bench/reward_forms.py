@@ -1,6 +1,6 @@
 """Benchmark (not a test): which of two profile forms does each GRPO reward pay more, on the rows GRPO trains on?
 
-    .venv/bin/python bench/reward_forms.py     # amazon2014-beauty, 240 seeded training rows (~3 min on 2 cores)
+    .venv/bin/python bench/reward_forms.py     # amazon2014-beauty, 240 seeded training rows (7 min on 2 cores)
     # InfoNCE alone, popularity negatives vs the user's older items added as negatives (1 min)
     .venv/bin/python bench/reward_forms.py --config configs/train/beauty_smollm2_newest_context_wide_popneg_t07.yaml \
         --config configs/train/beauty_smollm2_newest_context_t07_histneg.yaml --only infonce \
