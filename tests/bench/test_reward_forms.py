@@ -18,8 +18,8 @@ def test_forms_use_the_prompt_texts_as_the_warm_start_target_does(bench):
 
     long_title = "Rose  Water Facial Toner with Witch Hazel and Aloe for Sensitive Skin, Alcohol Free, 8 Fl Oz Bottle"
     history = [HistoryItem("Clay Mask"), HistoryItem(long_title)]
-    prompt = build_prompt(history, PromptConfig(max_item_chars=40,
-                                                      collaborative=CollaborativeContext(enabled=True)), ["Sheet   Mask Set"])
+    config = PromptConfig(max_item_chars=40, collaborative=CollaborativeContext(enabled=True))
+    prompt = build_prompt(history, config, ["Sheet   Mask Set"])
     forms = bench.forms_for(prompt.item_texts, prompt.context_texts)
     newest = prompt.item_texts[-1]
     assert newest.endswith("…") and "  " not in newest  # the prompt's clip: word boundary, whitespace collapsed
