@@ -1,6 +1,6 @@
 """Benchmark (not a test): does any way of counting other users' transitions give a query that beats the last item?
 
-    .venv/bin/python bench/successor_stats.py     # amazon2014-beauty, 3,000 seeded validation users (~8 min, 2 cores)
+    .venv/bin/python bench/successor_stats.py     # amazon2014-beauty, 3,000 seeded validation users (~4 min, 2 cores)
 
 A context-trained profiler can at best copy what its prompt shows, so the transition statistics bound it. For several
 :class:`~bluerec.data.transitions.TransitionConfig` settings this scores, on validation users only (seed 1, the
@@ -33,7 +33,7 @@ from bluerec.embed import Embedder  # noqa: E402
 from bluerec.eval.evaluator import EvalConfig  # noqa: E402
 from bluerec.eval.run import EvaluateConfig, EvaluationRun, IntervalConfig  # noqa: E402
 from bluerec.io import write_json_atomic, write_text_atomic  # noqa: E402
-from bluerec.profiler.warmstart import context_items_target, recent_items_target  # noqa: E402
+from bluerec.profiler.warmstart import context_items_target, make_target, recent_items_target  # noqa: E402
 from bluerec.workflow import WarmStartRunConfig  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
@@ -51,7 +51,7 @@ def forms(shown: list[str], context: list[str]) -> dict[str, str]:
     ```
     """
     newest = recent_items_target(shown, 1)
-    return {"newest+s1": newest + context_items_target(context, 1),
+    return {"newest+s1": make_target("newest_item+successor", [], None, history_texts=shown, context_texts=context),
             "newest+s1s2": newest + context_items_target(context, 2),
             "newest+s1s2s3": newest + context_items_target(context, 3),
             "s1s2s3": context_items_target(context, 3).strip() or newest}
