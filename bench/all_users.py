@@ -19,8 +19,9 @@ Stages (each resumes):
 2. profiles — greedy, as ``blue_beauty.py`` writes them, for the next rounds' missing users in chunks, each chunk
    merged atomically into ``bench/results/blue_beauty_profiles/blue_<variant>.test_all.jsonl.gz``; stops at
    ``--minutes`` (checked between chunks);
-3. evaluation — the largest completed round: the profiles, ``last_item``, ``successor_text`` and ``successor_mean``,
-   full ranking, paired bootstrap 95% intervals against the last item and ``successor_text``. Writes
+3. evaluation — the largest completed round: the profiles, ``last_item``, ``successor_text``, ``successor_mean`` and
+   ``taught_text`` (the text the variant's warm start was taught to write, from each user's own test prompt: the
+   bound of a profiler that copies), full ranking, paired bootstrap 95% intervals against the last item and ``successor_text``. Writes
    ``bench/results/blue_beauty_all_users.{json,md}`` (``--out``).
 """
 
@@ -140,6 +141,9 @@ def main(argv: list[str] | None = None) -> int:
     from bluerec.eval.evaluator import EvalConfig
     from bluerec.eval.run import EvaluateConfig, EvaluationRun, IntervalConfig, select_examples
     from bluerec.pipeline import generate_profile_file
+    from bluerec.profiler.warmstart import make_target
+
+    import context_targets as ct  # bench/context_targets.py: the prompt's texts as shown
 
     if not (SHARED / SUBSET).is_dir():
         print(f"skipped: {SHARED / SUBSET} is absent (the shared real data sits beside the repository)")
@@ -212,7 +216,15 @@ def main(argv: list[str] | None = None) -> int:
                          max_users=k, seed=0, protocols=[EvalConfig(protocol="full")], profiles={row: str(merged)},
                          embedder=plan.warmstart.embedder, cache_dir=ROOT / ".cache" / "embeddings",
                          intervals=IntervalConfig(references=["last_item", "successor_text"]))
-    summary = EvaluationRun(cfg, say=lambda m: None).run_all()
+    run = EvaluationRun(cfg, say=lambda m: None)
+    run.run_all()
+    # the bound of a copying profiler: the text its warm start was taught, written from each user's own test prompt
+    tag = bb._prompt_tag(plan.warmstarts, plan.train[args.variant].prompt)
+    ws = plan.warmstarts[tag]
+    chosen = json.loads((STORED / "provenance.json").read_text())["warmstart"][tag]["chosen"]
+    run.evaluate_texts("taught_text", [make_target(chosen, [], None, history_texts=shown, context_texts=context)
+                                       for shown, context in (ct.shown_texts(ds, ex, ws, "test") for ex in run.examples)])
+    summary = run.summary()
     md = [f"# BLUE `{args.variant}` on the seeded rounds of {SUBSET} test users (full ranking, completed round: "
           f"{k:,} of {len(all_users):,} users)\n",
           "| method | NDCG@10 | Recall@10 | − last_item [95% CI] | − successor_text [95% CI] |", "|---|---|---|---|---|"]
