@@ -212,28 +212,40 @@ def main(argv: list[str] | None = None) -> int:
     with atomic_path(merged) as tmp, open(tmp, "w", encoding="utf-8") as f:
         for u in samples[done.index(k)]:
             f.write(json.dumps(have[u], ensure_ascii=False) + "\n")
-    cfg = EvaluateConfig(dataset=ds.root, methods=["last_item", "successor_text", "successor_mean"], split="test",
-                         max_users=k, seed=0, protocols=[EvalConfig(protocol="full")], profiles={row: str(merged)},
-                         embedder=plan.warmstart.embedder, cache_dir=ROOT / ".cache" / "embeddings",
-                         intervals=IntervalConfig(references=["last_item", "successor_text"]))
-    run = EvaluationRun(cfg, say=lambda m: None)
-    run.run_all()
-    # the bound of a copying profiler: the text its warm start was taught, written from each user's own test prompt
     tag = bb._prompt_tag(plan.warmstarts, plan.train[args.variant].prompt)
-    ws = plan.warmstarts[tag]
     chosen = json.loads((STORED / "provenance.json").read_text())["warmstart"][tag]["chosen"]
-    run.evaluate_texts("taught_text", [make_target(chosen, [], None, history_texts=shown, context_texts=context)
-                                       for shown, context in (ct.shown_texts(ds, ex, ws, "test") for ex in run.examples)])
-    summary = run.summary()
-    md = [f"# BLUE `{args.variant}` on the seeded rounds of {SUBSET} test users (full ranking, completed round: "
-          f"{k:,} of {len(all_users):,} users)\n",
-          "| method | NDCG@10 | Recall@10 | − last_item [95% CI] | − successor_text [95% CI] |", "|---|---|---|---|---|"]
-    for method, by in summary["results"].items():
-        cells = []
-        for ref in ("last_item", "successor_text"):
-            c = summary["intervals"].get(method, {}).get("full", {}).get(ref, {}).get("ndcg@10")
-            cells.append(f"{c['diff']:+.4f} [{c['lo']:+.4f}, {c['hi']:+.4f}]" if c else "—")
-        md.append(f"| {method} | {by['full']['ndcg@10']:.4f} | {by['full']['recall@10']:.4f} | {cells[0]} | {cells[1]} |")
+
+    def evaluate(users: int, profiles: dict[str, str]) -> dict[str, Any]:
+        cfg = EvaluateConfig(dataset=ds.root, methods=["last_item", "successor_text", "successor_mean"], split="test",
+                             max_users=users, seed=0, protocols=[EvalConfig(protocol="full")], profiles=profiles,
+                             embedder=plan.warmstart.embedder, cache_dir=ROOT / ".cache" / "embeddings",
+                             intervals=IntervalConfig(references=["last_item", "successor_text"]))
+        run = EvaluationRun(cfg, say=lambda m: None)
+        run.run_all()
+        # the bound of a copying profiler: the text its warm start was taught, from each user's own test prompt
+        run.evaluate_texts("taught_text", [
+            make_target(chosen, [], None, history_texts=shown, context_texts=context)
+            for shown, context in (ct.shown_texts(ds, ex, plan.warmstarts[tag], "test") for ex in run.examples)])
+        return run.summary()
+
+    def table(summary: dict[str, Any]) -> list[str]:
+        md = ["| method | NDCG@10 | Recall@10 | − last_item [95% CI] | − successor_text [95% CI] |",
+              "|---|---|---|---|---|"]
+        for method, by in summary["results"].items():
+            cells = []
+            for ref in ("last_item", "successor_text"):
+                c = summary["intervals"].get(method, {}).get("full", {}).get(ref, {}).get("ndcg@10")
+                cells.append(f"{c['diff']:+.4f} [{c['lo']:+.4f}, {c['hi']:+.4f}]" if c else "—")
+            md.append(f"| {method} | {by['full']['ndcg@10']:.4f} | {by['full']['recall@10']:.4f} | {cells[0]} | "
+                      f"{cells[1]} |")
+        return md
+
+    summary = evaluate(k, {row: str(merged)})
+    # every test user, without the LLM: what the profiles will be measured against once every round is done
+    everyone = evaluate(len(all_users), {}) if k < len(all_users) else summary
+    md = [f"# BLUE `{args.variant}` on the seeded rounds of {SUBSET} test users (full ranking)\n",
+          f"## The largest completed round: {k:,} of {len(all_users):,} users\n", *table(summary),
+          f"\n## Every test user ({len(all_users):,}), rows without an LLM\n", *table(everyone)]
     seconds = round(time.perf_counter() - start, 1)
     command = " ".join(["python bench/all_users.py", *(argv if argv is not None else sys.argv[1:])])
     md.append(f"\n`{command}` ({seconds / 60:.1f} min this run). Profiles: `{store.relative_to(ROOT)}` (rounds past "
@@ -242,7 +254,8 @@ def main(argv: list[str] | None = None) -> int:
     write_json_atomic(args.out, {"benchmark": "all_users", "command": command, "seconds": seconds,
                                  "variant": args.variant, "users_evaluated": k, "users_profiled": len(have),
                                  "test_users": len(all_users), "completed_rounds": done,
-                                 "results": summary["results"], "intervals": summary["intervals"]})
+                                 "results": summary["results"], "intervals": summary["intervals"],
+                                 "every_user": {"results": everyone["results"], "intervals": everyone["intervals"]}})
     write_text_atomic(args.out.with_suffix(".md"), "\n".join(md) + "\n")
     print("\n".join(md))
     return 0
