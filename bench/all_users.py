@@ -192,6 +192,7 @@ def main(argv: list[str] | None = None) -> int:
         with atomic_path(work) as tmp, open(tmp, "w", encoding="utf-8") as f:
             for r in have.values():
                 f.write(json.dumps(r, ensure_ascii=False) + "\n")
+        first_round = set(samples[0])  # stored in the 2,000-user file, not in the rounds' file
         for i in range(0, len(todo), args.chunk):
             if args.minutes is not None and time.perf_counter() - start > args.minutes * 60:
                 say(f"--minutes {args.minutes} reached: {len(todo) - i:,} users left for a later run")
@@ -200,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
             generate_profile_file(profiler, ds, "test", work, prompt, budget, user_ids=todo[i:i + args.chunk],
                                   batch_size=plan.generation_batch_size)
             have = {r["user_id"]: r for r in read_jsonl(work)}
-            write_profiles_gz(store, [r for u, r in have.items() if u not in set(samples[0])])
+            write_profiles_gz(store, [r for u, r in have.items() if u not in first_round])
             say(f"2/3 profiles: {len(have):,} of {len(all_users):,} ({len(todo[i:i + args.chunk])} in "
                 f"{time.perf_counter() - t:.0f}s)")
 
