@@ -45,7 +45,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 import blue_beauty as bb  # noqa: E402
 
-from bluerec.io import atomic_path, read_jsonl, write_json_atomic, write_text_atomic  # noqa: E402
+from bluerec.io import atomic_path, read_jsonl, write_json_atomic, write_jsonl_atomic, write_text_atomic  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 STORED = RESULTS / "blue_beauty_profiles"
@@ -189,9 +189,7 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit("the rebuilt profiler differs from the stored one: its profiles would not belong in "
                              f"{store.name}")
         # the work file starts as what is stored (so the generator resumes) and holds only this model's rows
-        with atomic_path(work) as tmp, open(tmp, "w", encoding="utf-8") as f:
-            for r in have.values():
-                f.write(json.dumps(r, ensure_ascii=False) + "\n")
+        write_jsonl_atomic(work, have.values())
         first_round = set(samples[0])  # stored in the 2,000-user file, not in the rounds' file
         for i in range(0, len(todo), args.chunk):
             if args.minutes is not None and time.perf_counter() - start > args.minutes * 60:
@@ -209,10 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     k = done[-1]
     say(f"3/3 evaluate: the largest completed round, {k:,} users")
     merged = ROOT / "runs" / "all_users" / f"{row}.round{k}.jsonl"
-    merged.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(merged) as tmp, open(tmp, "w", encoding="utf-8") as f:
-        for u in samples[done.index(k)]:
-            f.write(json.dumps(have[u], ensure_ascii=False) + "\n")
+    write_jsonl_atomic(merged, (have[u] for u in samples[done.index(k)]))
     tag = bb._prompt_tag(plan.warmstarts, plan.train[args.variant].prompt)
     chosen = json.loads((STORED / "provenance.json").read_text())["warmstart"][tag]["chosen"]
 
