@@ -166,10 +166,9 @@ def main(argv: list[str] | None = None) -> int:
         have.update({r["user_id"]: r for r in read_jsonl(store)})
     say(f"{len(have):,} of {len(all_users):,} test users profiled ({store.name})")
 
+    # make_plan's defaults are blue_beauty.py's (configs, embedding cache); the stored rows ran with --num-threads 2
     plan = bb.make_plan(ds.root, ROOT / "runs" / "bench_blue_beauty", variants=[args.variant], max_users=None,
-                        warmstart_config=bb.CONFIGS / "warmstart" / "beauty_smollm2.yaml",
-                        train_dir=bb.CONFIGS / "train", warmstart_overrides={"num_threads": 2},
-                        train_overrides={"num_threads": 2}, cache_dir=ROOT / ".cache" / "embeddings")
+                        warmstart_overrides={"num_threads": 2}, train_overrides={"num_threads": 2})
     todo = [u for users in new_per_round for u in users if u not in have]
     if todo and not args.evaluate_only:
         best = build_profiler(plan, args.variant, say)
