@@ -94,16 +94,15 @@ def write_profiles_gz(path: Path, rows: list[dict[str, Any]]) -> None:
             out.write((json.dumps(row, ensure_ascii=False) + "\n").encode("utf-8"))
 
 
-def build_profiler(plan: bb.Plan, variant: str, say: Any) -> Path:
-    """Stage 1: the variant's warm start and GRPO run as blue_beauty.py trains them; returns its ``best/``."""
+def build_profiler(plan: bb.Plan, variant: str, tag: str, prior: dict[str, Any], say: Any) -> Path:
+    """Stage 1: the variant's warm start (``tag``) and GRPO run as blue_beauty.py trains them, checked against the
+    stored ``provenance.json`` (``prior``); returns its ``best/``."""
     from bluerec.train.select import read_best
     from bluerec.train.trainer import train_blue
     from bluerec.pipeline import train_printer
     from bluerec.workflow import run_warmstart
 
-    prior = json.loads((STORED / "provenance.json").read_text())
     cfg = plan.train[variant]
-    tag = bb._prompt_tag(plan.warmstarts, cfg.prompt)
     ws = plan.warmstarts[tag]
     want_ws = prior["warmstart"][tag]["config_digest"]
     want_tr = prior["grpo"][variant]["config_digest"]
@@ -141,7 +140,6 @@ def main(argv: list[str] | None = None) -> int:
     from bluerec.eval.evaluator import EvalConfig
     from bluerec.eval.run import EvaluateConfig, EvaluationRun, IntervalConfig, select_examples
     from bluerec.pipeline import generate_profile_file
-    from bluerec.profiler.warmstart import make_target
 
     import context_targets as ct  # bench/context_targets.py: the prompt's texts as shown
 
@@ -169,9 +167,11 @@ def main(argv: list[str] | None = None) -> int:
     # make_plan's defaults are blue_beauty.py's (configs, embedding cache); the stored rows ran with --num-threads 2
     plan = bb.make_plan(ds.root, ROOT / "runs" / "bench_blue_beauty", variants=[args.variant], max_users=None,
                         warmstart_overrides={"num_threads": 2}, train_overrides={"num_threads": 2})
+    tag = bb._prompt_tag(plan.warmstarts, plan.train[args.variant].prompt)  # the variant's warm start
+    prior = json.loads((STORED / "provenance.json").read_text())
     todo = [u for users in new_per_round for u in users if u not in have]
     if todo and not args.evaluate_only:
-        best = build_profiler(plan, args.variant, say)
+        best = build_profiler(plan, args.variant, tag, prior, say)
         profiler = plan.zero_shot.model_copy(update={"model": str(best)})
         prompt, budget = plan.prompts[row], plan.budgets[row]
         work = ROOT / "runs" / "all_users" / f"{row}.jsonl"
@@ -207,8 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     say(f"3/3 evaluate: the largest completed round, {k:,} users")
     merged = ROOT / "runs" / "all_users" / f"{row}.round{k}.jsonl"
     write_jsonl_atomic(merged, (have[u] for u in samples[done.index(k)]))
-    tag = bb._prompt_tag(plan.warmstarts, plan.train[args.variant].prompt)
-    chosen = json.loads((STORED / "provenance.json").read_text())["warmstart"][tag]["chosen"]
+    chosen = prior["warmstart"][tag]["chosen"]
 
     def evaluate(users: int, profiles: dict[str, str]) -> dict[str, Any]:
         cfg = EvaluateConfig(dataset=ds.root, methods=["last_item", "successor_text", "successor_mean"], split="test",
@@ -218,9 +217,7 @@ def main(argv: list[str] | None = None) -> int:
         run = EvaluationRun(cfg, say=lambda m: None)
         run.run_all()
         # the bound of a copying profiler: the text its warm start was taught, from each user's own test prompt
-        run.evaluate_texts("taught_text", [
-            make_target(chosen, [], None, history_texts=shown, context_texts=context)
-            for shown, context in (ct.shown_texts(ds, ex, plan.warmstarts[tag], "test") for ex in run.examples)])
+        run.evaluate_texts("taught_text", ct.taught_texts(ds, run.examples, plan.warmstarts[tag], chosen, "test"))
         return run.summary()
 
     def table(summary: dict[str, Any]) -> list[str]:

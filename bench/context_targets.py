@@ -71,6 +71,16 @@ def shown_texts(ds: Any, ex: Any, ws: WarmStartRunConfig, split: str) -> tuple[l
     return shown_history(ds, ex, ws), context
 
 
+def taught_text(form: str, shown: Sequence[str], context: Sequence[str]) -> str:
+    """The warm start's target ``form`` written from what the prompt shows (no LLM): the text a profiler is taught."""
+    return make_target(form, [], None, history_texts=list(shown), context_texts=list(context))
+
+
+def taught_texts(ds: Any, examples: Sequence[Any], ws: WarmStartRunConfig, form: str, split: str) -> list[str]:
+    """:func:`taught_text` for each example, from ``ws``'s prompt on ``split``."""
+    return [taught_text(form, *shown_texts(ds, ex, ws, split)) for ex in examples]
+
+
 def target_texts(run: EvaluationRun, ws: WarmStartRunConfig, split: str,
                  others: Sequence[tuple[WarmStartRunConfig, Sequence[str]]] = ()) -> dict[str, list[str]]:
     """Each target form, plus two shorter references ("Latest: <title>." with and without the top successor);
@@ -80,15 +90,14 @@ def target_texts(run: EvaluationRun, ws: WarmStartRunConfig, split: str,
     for ex in run.examples:
         shown, context = shown_texts(ds, ex, ws, split)
         for form in FORMS:
-            out.setdefault(form, []).append(make_target(form, [], None, history_texts=shown, context_texts=context))
+            out.setdefault(form, []).append(taught_text(form, shown, context))
         out.setdefault("latest_title", []).append(f"Latest: {shown[-1]}." if shown else "No history yet.")
         out.setdefault("latest_title+successor", []).append(
             (f"Latest: {shown[-1]}." if shown else "") + context_items_target(context, 1))
         for other, forms in others:
             o_shown, o_context = shown_texts(ds, ex, other, split)
             for form in forms:
-                out.setdefault(form, []).append(make_target(form.split("@")[0], [], None, history_texts=o_shown,
-                                                            context_texts=o_context))
+                out.setdefault(form, []).append(taught_text(form.split("@")[0], o_shown, o_context))
     return out
 
 

@@ -178,13 +178,12 @@ def main() -> int:
         console.print(f"[yellow]skipped: {SHARED} is absent (the shared real data sits beside the repository)[/]")
         return 0
     from baselines import prepared
-    from context_targets import shown_texts
+    from context_targets import shown_texts, taught_text
 
     from transformers import AutoTokenizer
 
     from bluerec.eval.run import select_examples
     from bluerec.models.fetch import resolve_model
-    from bluerec.profiler.warmstart import make_target
 
     start = time.perf_counter()
     ds = prepared(SUBSET, args.data_root)
@@ -200,7 +199,7 @@ def main() -> int:
     else:
         examples = select_examples(ds, args.split, args.max_users, args.seed)
     shown = [shown_texts(ds, ex, ws, args.split) for ex in examples]
-    targets = [make_target(args.target, [], None, history_texts=h, context_texts=c) for h, c in shown]
+    targets = [taught_text(args.target, h, c) for h, c in shown]
     history = [h for h, _ in shown]
     tokenizer = AutoTokenizer.from_pretrained(resolve_model(ws.profiler.model))  # the profiler's own tokens
     budgets = dict(b.split("=", 1) for b in args.budget)
