@@ -22,7 +22,8 @@ Stages (each resumes):
 3. evaluation — the largest completed round: the profiles, ``last_item``, ``successor_text``, ``successor_mean`` and
    ``taught_text`` (the text the variant's warm start was taught to write, from each user's own test prompt: the
    bound of a profiler that copies), full ranking, paired bootstrap 95% intervals against the last item and ``successor_text``. Writes
-   ``bench/results/blue_beauty_all_users.{json,md}`` (``--out``).
+   ``bench/results/blue_beauty_all_users.{json,md}`` (``--out``); with ``--every-round``, also every smaller completed
+   round (a line per round: does the gap to the last item move as the sample grows?).
 """
 
 from __future__ import annotations
@@ -94,6 +95,36 @@ def write_profiles_gz(path: Path, rows: list[dict[str, Any]]) -> None:
             out.write((json.dumps(row, ensure_ascii=False) + "\n").encode("utf-8"))
 
 
+def round_row(users: int, summary: dict[str, Any], row: str) -> dict[str, Any]:
+    """One round's line from an evaluation summary: full-ranking NDCG@10 of the profiles (``row``), the last item and
+    the taught text, and the paired intervals of the profiles and the taught text against the last item."""
+    gaps = {m: summary["intervals"][m]["full"]["last_item"]["ndcg@10"] for m in (row, "taught_text")}
+    return {"users": users,
+            "ndcg@10": {m: summary["results"][m]["full"]["ndcg@10"] for m in (row, "last_item", "taught_text")},
+            "minus_last_item": {m: {key: c[key] for key in ("diff", "lo", "hi")} for m, c in gaps.items()}}
+
+
+def rounds_markdown(rows: list[dict[str, Any]], row: str) -> list[str]:
+    """The ``round_row`` lines as a markdown table.
+
+    Example:
+    ```python
+    >>> line = {"users": 2000, "ndcg@10": {"blue": 0.04, "last_item": 0.03, "taught_text": 0.05},
+    ...         "minus_last_item": {"blue": {"diff": 0.01, "lo": -0.002, "hi": 0.02},
+    ...                             "taught_text": {"diff": 0.02, "lo": 0.01, "hi": 0.03}}}
+    >>> rounds_markdown([line], "blue")[-1]
+    '| 2,000 | 0.0400 | 0.0300 | 0.0500 | +0.0100 [-0.0020, +0.0200] | +0.0200 [+0.0100, +0.0300] |'
+    ```
+    """
+    md = [f"| users | {row} | last_item | taught_text | {row} − last_item [95% CI] | taught_text − last_item [95% CI] |",
+          "|---|---|---|---|---|---|"]
+    for r in rows:
+        n, g = r["ndcg@10"], r["minus_last_item"]
+        gaps = " | ".join(f"{g[m]['diff']:+.4f} [{g[m]['lo']:+.4f}, {g[m]['hi']:+.4f}]" for m in (row, "taught_text"))
+        md.append(f"| {r['users']:,} | {n[row]:.4f} | {n['last_item']:.4f} | {n['taught_text']:.4f} | {gaps} |")
+    return md
+
+
 def build_profiler(plan: bb.Plan, variant: str, tag: str, prior: dict[str, Any], say: Any) -> Path:
     """Stage 1: the variant's warm start (``tag``) and GRPO run as blue_beauty.py trains them, checked against the
     stored ``provenance.json`` (``prior``); returns its ``best/``."""
@@ -132,6 +163,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--chunk", type=int, default=256, help="users generated between saves")
     p.add_argument("--check-users", type=int, default=32)
     p.add_argument("--evaluate-only", action="store_true", help="no model: evaluate the completed rounds")
+    p.add_argument("--every-round", action="store_true",
+                   help="also evaluate every smaller completed round (~20 s each): the gap round by round")
     p.add_argument("--out", type=Path, default=RESULTS / "blue_beauty_all_users.json")
     args = p.parse_args(argv)
     import torch
@@ -233,21 +266,35 @@ def main(argv: list[str] | None = None) -> int:
         return md
 
     summary = evaluate(k, {row: str(merged)})
-    # every test user, without the LLM: what the profiles will be measured against once every round is done
-    everyone = evaluate(len(all_users), {}) if k < len(all_users) else summary
-    md = [f"# BLUE `{args.variant}` on the seeded rounds of {SUBSET} test users (full ranking)\n",
-          f"## The largest completed round: {k:,} of {len(all_users):,} users\n", *table(summary),
-          f"\n## Every test user ({len(all_users):,}), rows without an LLM\n", *table(everyone)]
+    md = [f"# BLUE `{args.variant}` on the seeded rounds of {SUBSET} test users (full ranking)\n"]
+    if k < len(all_users):
+        # every test user, without the LLM: what the profiles will be measured against once every round is done
+        everyone = evaluate(len(all_users), {})
+        md += [f"## The largest completed round: {k:,} of {len(all_users):,} users\n", *table(summary),
+               f"\n## Every test user ({len(all_users):,}), rows without an LLM\n", *table(everyone)]
+    else:
+        everyone = summary
+        md += [f"## Every test user ({k:,}): every round completed\n", *table(summary)]
+    by_round = []
+    if args.every_round:
+        say(f"3/3 evaluate: the {len(done) - 1} smaller completed rounds")
+        for users in done[:-1]:
+            path = merged.with_name(f"{row}.round{users}.jsonl")
+            write_jsonl_atomic(path, (have[u] for u in samples[sizes.index(users)]))
+            by_round.append(round_row(users, evaluate(users, {row: str(path)}), row))
+        by_round.append(round_row(k, summary, row))
+        md += ["\n## Round by round (each round holds the one before it)\n", *rounds_markdown(by_round, row)]
     seconds = round(time.perf_counter() - start, 1)
     command = " ".join(["python bench/all_users.py", *(argv if argv is not None else sys.argv[1:])])
     md.append(f"\n`{command}` ({seconds / 60:.1f} min this run). Profiles: `{store.relative_to(ROOT)}` (rounds past "
               f"the stored 2,000) with `{sample_file.relative_to(ROOT)}`; {len(have):,} of {len(all_users):,} users "
-              f"profiled so far, rounds of {args.step:,}.")
+              f"profiled{' so far' if len(have) < len(all_users) else ''}, rounds of {args.step:,}.")
     write_json_atomic(args.out, {"benchmark": "all_users", "command": command, "seconds": seconds,
                                  "variant": args.variant, "users_evaluated": k, "users_profiled": len(have),
                                  "test_users": len(all_users), "completed_rounds": done,
                                  "results": summary["results"], "intervals": summary["intervals"],
-                                 "every_user": {"results": everyone["results"], "intervals": everyone["intervals"]}})
+                                 "every_user": {"results": everyone["results"], "intervals": everyone["intervals"]},
+                                 "rounds": by_round})
     write_text_atomic(args.out.with_suffix(".md"), "\n".join(md) + "\n")
     print("\n".join(md))
     return 0

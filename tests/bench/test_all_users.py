@@ -51,3 +51,17 @@ def test_profiles_gz_is_sorted_and_byte_stable(bench, tmp_path):
     assert (tmp_path / "x.jsonl.gz").read_bytes() == (tmp_path / "y.jsonl.gz").read_bytes()
     with gzip.open(tmp_path / "x.jsonl.gz", "rt", encoding="utf-8") as f:
         assert [json.loads(line)["user_id"] for line in f] == ["a", "b"]
+
+
+def test_round_row_reads_the_gaps_to_the_last_item(bench):
+    def cell(diff):
+        return {"diff": diff, "lo": diff - 0.01, "hi": diff + 0.01, "p": 0.5}
+
+    summary = {"results": {m: {"full": {"ndcg@10": v, "recall@10": 0.1}}
+                           for m, v in (("blue", 0.04), ("last_item", 0.03), ("taught_text", 0.05))},
+               "intervals": {"blue": {"full": {"last_item": {"ndcg@10": cell(0.01)}}},
+                             "taught_text": {"full": {"last_item": {"ndcg@10": cell(0.02)}}}}}
+    line = bench.round_row(4000, summary, "blue")
+    assert line["ndcg@10"] == {"blue": 0.04, "last_item": 0.03, "taught_text": 0.05}
+    assert line["minus_last_item"]["taught_text"] == {"diff": 0.02, "lo": 0.01, "hi": 0.03}
+    assert bench.rounds_markdown([line], "blue")[-1].startswith("| 4,000 | 0.0400 | 0.0300 | 0.0500 | +0.0100 [")
