@@ -46,6 +46,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 import blue_beauty as bb  # noqa: E402
 
+from bluerec.eval.run import interval_cell  # noqa: E402
 from bluerec.io import atomic_path, read_jsonl, write_json_atomic, write_jsonl_atomic, write_text_atomic  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
@@ -120,7 +121,7 @@ def rounds_markdown(rows: list[dict[str, Any]], row: str) -> list[str]:
           "|---|---|---|---|---|---|"]
     for r in rows:
         n, g = r["ndcg@10"], r["minus_last_item"]
-        gaps = " | ".join(f"{g[m]['diff']:+.4f} [{g[m]['lo']:+.4f}, {g[m]['hi']:+.4f}]" for m in (row, "taught_text"))
+        gaps = " | ".join(interval_cell(g[m]) for m in (row, "taught_text"))
         md.append(f"| {r['users']:,} | {n[row]:.4f} | {n['last_item']:.4f} | {n['taught_text']:.4f} | {gaps} |")
     return md
 
@@ -260,7 +261,7 @@ def main(argv: list[str] | None = None) -> int:
             cells = []
             for ref in ("last_item", "successor_text"):
                 c = summary["intervals"].get(method, {}).get("full", {}).get(ref, {}).get("ndcg@10")
-                cells.append(f"{c['diff']:+.4f} [{c['lo']:+.4f}, {c['hi']:+.4f}]" if c else "—")
+                cells.append(interval_cell(c))
             md.append(f"| {method} | {by['full']['ndcg@10']:.4f} | {by['full']['recall@10']:.4f} | {cells[0]} | "
                       f"{cells[1]} |")
         return md

@@ -39,7 +39,8 @@ from rich.table import Table  # noqa: E402
 from bluerec.config import load_config  # noqa: E402
 from bluerec.embed import Embedder  # noqa: E402
 from bluerec.eval.evaluator import EvalConfig  # noqa: E402
-from bluerec.eval.run import EvaluateConfig, EvaluationRun, IntervalConfig, intervals_markdown  # noqa: E402
+from bluerec.eval.run import (EvaluateConfig, EvaluationRun, IntervalConfig, interval_cell,  # noqa: E402
+                              intervals_markdown)
 from bluerec.io import write_json_atomic, write_text_atomic  # noqa: E402
 from bluerec.profiler.prompts import clip, context_for  # noqa: E402
 from bluerec.profiler.warmstart import context_items_target, make_target  # noqa: E402
@@ -126,7 +127,7 @@ def print_table(split: str, summary: dict[str, Any]) -> None:
     for method, by_p in summary["results"].items():
         m = by_p["full"]
         cell = summary["intervals"].get(method, {}).get("full", {}).get("last_item", {}).get("ndcg@10")
-        diff = f"{cell['diff']:+.4f} [{cell['lo']:+.4f}, {cell['hi']:+.4f}]" if cell else "—"
+        diff = interval_cell(cell)
         table.add_row(method, f"{m['ndcg@10']:.4f}", f"{m['recall@10']:.4f}", diff, f"{m['ndcg@10'] / base:.2f}")
     console.print(table)
 

@@ -144,9 +144,10 @@ def main(argv: list[str] | None = None) -> int:
     console.print(f"test ({args.max_users} users)")
     summary = test(dataset, args.work, args.max_users, console.print)
 
+    from bluerec.eval.run import interval_cell
+
     res, iv = summary["results"], summary["intervals"]
     cell = lambda m, r: iv.get(m, {}).get("full", {}).get(r, {}).get("ndcg@10")  # noqa: E731
-    fmt = lambda c: "—" if c is None else f"{c['diff']:+.4f} [{c['lo']:+.4f}, {c['hi']:+.4f}]"  # noqa: E731
     rows = []
     for method in ("last_item", "template", *[f"{m}{s}" for m in METHODS
                                              for s in ("", *[f"_first{k}" for k in CUTS])]):
@@ -165,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     for r in rows:
         ratio = "" if r["ratio_to_whole"] is None else f"{r['ratio_to_whole']:.2f}×"
         vals = [r["method"], f"{r['ndcg@10']:.4f}", f"{r['recall@10']:.4f}", ratio,
-                fmt(r["minus_last_item"]), fmt(r["minus_warmstart"])]
+                interval_cell(r["minus_last_item"]), interval_cell(r["minus_warmstart"])]
         table.add_row(*vals)
         lines.append("| " + " | ".join(vals) + " |")
     console.print(table)

@@ -31,7 +31,7 @@ from bluerec.config import load_config  # noqa: E402
 from bluerec.data.transitions import TransitionConfig  # noqa: E402
 from bluerec.embed import Embedder  # noqa: E402
 from bluerec.eval.evaluator import EvalConfig  # noqa: E402
-from bluerec.eval.run import EvaluateConfig, EvaluationRun, IntervalConfig  # noqa: E402
+from bluerec.eval.run import EvaluateConfig, EvaluationRun, IntervalConfig, interval_cell  # noqa: E402
 from bluerec.io import write_json_atomic, write_text_atomic  # noqa: E402
 from bluerec.profiler.warmstart import context_items_target, make_target, recent_items_target  # noqa: E402
 from bluerec.workflow import WarmStartRunConfig  # noqa: E402
@@ -102,7 +102,7 @@ def main() -> int:
         rows[key] = {"transitions": tc.model_dump(), "results": summary["results"], "intervals": summary["intervals"]}
         for method, by in summary["results"].items():
             cell = summary["intervals"].get(method, {}).get("full", {}).get("last_item", {}).get("ndcg@10")
-            diff = f"{cell['diff']:+.4f} [{cell['lo']:+.4f}, {cell['hi']:+.4f}]" if cell else "—"
+            diff = interval_cell(cell)
             line = f"| {tc.window} | {tc.decay} | {method} | {by['full']['ndcg@10']:.4f} | {diff} |"
             md.append(line)
             print(line, flush=True)

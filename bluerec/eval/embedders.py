@@ -29,7 +29,7 @@ from pydantic import Field, field_validator
 from bluerec.config import StrictModel
 from bluerec.embed import EmbedderConfig
 from bluerec.eval.bootstrap import bootstrap_mean_intervals
-from bluerec.eval.run import EvaluateConfig, EvaluationRun
+from bluerec.eval.run import EvaluateConfig, EvaluationRun, interval_cell
 from bluerec.io import write_json_atomic, write_text_atomic
 
 logger = logging.getLogger(__name__)
@@ -106,6 +106,6 @@ def markdown(table: dict[str, Any], metrics: list[str]) -> str:
                     if n == ref:
                         continue
                     iv = table["intervals"].get(method, {}).get(protocol, {}).get(n, {}).get(m)
-                    row.append(f"{iv['diff']:+.4f} [{iv['lo']:+.4f}, {iv['hi']:+.4f}]" if iv else "—")
+                    row.append(interval_cell(iv))
             lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines) + "\n"

@@ -383,7 +383,17 @@ def _fmt(value: float | None) -> str:
 
 
 
-def _interval_cell(cell: dict[str, float] | None) -> str:
+def interval_cell(cell: dict[str, float] | None) -> str:
+    """A paired interval as a table cell: ``diff [lo, hi]`` with signs, or ``—`` where there is none.
+
+    Example:
+    ```python
+    >>> interval_cell({"diff": 0.0015, "lo": -0.0003, "hi": 0.0033})
+    '+0.0015 [-0.0003, +0.0033]'
+    >>> interval_cell(None)
+    '—'
+    ```
+    """
     if not cell:
         return "—"
     return f"{cell['diff']:+.4f} [{cell['lo']:+.4f}, {cell['hi']:+.4f}]"
@@ -412,7 +422,7 @@ def interval_tables(summary: dict[str, Any]) -> list[tuple[str, list[str], list[
                     continue
                 cells = (intervals.get(method) or {}).get(protocol) or {}
                 rows.append([method, _fmt(by_p[protocol].get(metric)),
-                             *[_interval_cell((cells.get(r) or {}).get(metric)) for r in refs]])
+                             *[interval_cell((cells.get(r) or {}).get(metric)) for r in refs]])
             tables.append((title, header, rows))
     return tables
 

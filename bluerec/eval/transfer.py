@@ -35,7 +35,8 @@ from pydantic import Field, field_validator, model_validator
 from bluerec.config import StrictModel
 from bluerec.embed import EmbedderConfig
 from bluerec.eval.evaluator import EvalConfig
-from bluerec.eval.run import BaselineMethod, EvaluateConfig, EvaluationRun, IntervalConfig, load_profile_texts
+from bluerec.eval.run import (BaselineMethod, EvaluateConfig, EvaluationRun, IntervalConfig, interval_cell,
+                              load_profile_texts)
 from bluerec.io import write_json_atomic, write_text_atomic
 from bluerec.profiler.config import ProfilerConfig
 from bluerec.profiler.prompts import PromptConfig
@@ -288,7 +289,7 @@ def markdown(matrix: dict[str, Any], metrics: tuple[str, ...] = ("ndcg@10", "rec
                     mark = "*" if c["in_domain"] else ""
                     text = f"{c[protocol][metric]:.4f}{mark}"
                     if iv:
-                        text += f" ({iv['diff']:+.4f} [{iv['lo']:+.4f}, {iv['hi']:+.4f}])"
+                        text += f" ({interval_cell(iv)})"
                     row.append(text)
                 lines.append("| " + " | ".join(row) + " |")
             for ref in matrix["references"]:
