@@ -239,9 +239,13 @@ def main(argv: list[str] | None = None) -> int:
     done = [k for k, sample in zip(sizes, samples) if all(u in have for u in sample)]
     k = done[-1]
     say(f"3/3 evaluate: the largest completed round, {k:,} users")
-    merged = ROOT / "runs" / "all_users" / f"{row}.round{k}.jsonl"
-    write_jsonl_atomic(merged, (have[u] for u in samples[done.index(k)]))
     chosen = prior["warmstart"][tag]["chosen"]
+
+    def round_file(users: int) -> Path:
+        """The round's profiles (the stored 2,000 and the rounds' file merged) as one file for ``--profiles``."""
+        path = ROOT / "runs" / "all_users" / f"{row}.round{users}.jsonl"
+        write_jsonl_atomic(path, (have[u] for u in samples[sizes.index(users)]))
+        return path
 
     def evaluate(users: int, profiles: dict[str, str]) -> dict[str, Any]:
         cfg = EvaluateConfig(dataset=ds.root, methods=["last_item", "successor_text", "successor_mean"], split="test",
@@ -266,7 +270,7 @@ def main(argv: list[str] | None = None) -> int:
                       f"{cells[1]} |")
         return md
 
-    summary = evaluate(k, {row: str(merged)})
+    summary = evaluate(k, {row: str(round_file(k))})
     md = [f"# BLUE `{args.variant}` on the seeded rounds of {SUBSET} test users (full ranking)\n"]
     if k < len(all_users):
         # every test user, without the LLM: what the profiles will be measured against once every round is done
@@ -280,9 +284,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.every_round:
         say(f"3/3 evaluate: the {len(done) - 1} smaller completed rounds")
         for users in done[:-1]:
-            path = merged.with_name(f"{row}.round{users}.jsonl")
-            write_jsonl_atomic(path, (have[u] for u in samples[sizes.index(users)]))
-            by_round.append(round_row(users, evaluate(users, {row: str(path)}), row))
+            by_round.append(round_row(users, evaluate(users, {row: str(round_file(users))}), row))
         by_round.append(round_row(k, summary, row))
         md += ["\n## Round by round (each round holds the one before it)\n", *rounds_markdown(by_round, row)]
     seconds = round(time.perf_counter() - start, 1)
