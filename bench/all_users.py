@@ -201,12 +201,12 @@ def main(argv: list[str] | None = None) -> int:
     # make_plan's defaults are blue_beauty.py's (configs, embedding cache); the stored rows ran with --num-threads 2
     plan = bb.make_plan(ds.root, ROOT / "runs" / "bench_blue_beauty", variants=[args.variant], max_users=None,
                         warmstart_overrides={"num_threads": 2}, train_overrides={"num_threads": 2})
-    tag = bb._prompt_tag(plan.warmstarts, plan.train[args.variant].prompt)  # the variant's warm start
+    tag = plan.warmstart_of[args.variant]  # the variant's warm start
     prior = json.loads((STORED / "provenance.json").read_text())
     todo = [u for users in new_per_round for u in users if u not in have]
     if todo and not args.evaluate_only:
         best = build_profiler(plan, args.variant, tag, prior, say)
-        profiler = plan.zero_shot.model_copy(update={"model": str(best)})
+        profiler = plan.zero_shot.model_copy(update={"model": str(best), "dtype": plan.dtypes[row]})
         prompt, budget = plan.prompts[row], plan.budgets[row]
         work = ROOT / "runs" / "all_users" / f"{row}.jsonl"
         work.parent.mkdir(parents=True, exist_ok=True)

@@ -81,7 +81,8 @@ VARIANTS = {"both": "beauty_smollm2.yaml", "embedding": "beauty_smollm2_embeddin
             "newest_context_t07_dcg": "beauty_smollm2_newest_context_t07_dcg.yaml",
             "newest_context_t07_ndcg50": "beauty_smollm2_newest_context_t07_ndcg50.yaml",
             "newest_context_t07_ndcg50_only": "beauty_smollm2_newest_context_t07_ndcg50_only.yaml",
-            "newest_context_t07_histneg": "beauty_smollm2_newest_context_t07_histneg.yaml"}
+            "newest_context_t07_histneg": "beauty_smollm2_newest_context_t07_histneg.yaml",
+            "newest_context_long_t07_histneg": "beauty_smollm2_newest_context_long_t07_histneg.yaml"}
 # A variant that trains from another variant's warm start (same prompt, other GRPO settings) names it here, so that
 # it reuses that warm start, its YAML and its rows whether or not that variant is run too.
 WARMSTART_OF = {"newest_context_wide": "newest_context", "newest_context_wide_lr3e-4": "newest_context",
@@ -89,7 +90,8 @@ WARMSTART_OF = {"newest_context_wide": "newest_context", "newest_context_wide_lr
                 "newest_context_wide_popneg_gdpo": "newest_context",
                 "newest_context_wide_popneg_t07": "newest_context", "newest_context_t07_dcg": "newest_context",
                 "newest_context_t07_ndcg50": "newest_context", "newest_context_t07_ndcg50_only": "newest_context",
-                "newest_context_t07_histneg": "newest_context"}
+                "newest_context_t07_histneg": "newest_context",
+                "newest_context_long_t07_histneg": "newest_context_long"}
 REFERENCES = ["last_item", "history_text", "template", "zero_shot", "warmstart"]
 console = Console(width=120)
 Say = Callable[[str], None]
@@ -112,6 +114,8 @@ class Plan:
     zero_shot: ProfilerConfig
     prompts: dict[str, PromptConfig]
     budgets: dict[str, int]
+    dtypes: dict[str, str] = field(default_factory=dict)  # row → the dtype its profiler generates in (default float32)
+    warmstart_of: dict[str, str] = field(default_factory=dict)  # GRPO variant → the tag of the warm start it starts from
     generation_batch_size: int = 32
     notes: list[str] = field(default_factory=list)
 
@@ -163,13 +167,17 @@ def make_plan(dataset: Path, work: Path, *, variants: list[str], max_users: int 
         cfg = load_config(BlueTrainConfig, train_dir / VARIANTS[variant], {
             "dataset": str(dataset), "output_dir": str(work / "grpo" / variant),
             "item_cache_dir": str(cache_dir) if cache_dir else None, **(train_overrides or {})})
-        tag = _prompt_tag(warmstarts, cfg.prompt)
+        # WARMSTART_OF first: two warm starts may share a prompt (newest_context_long is newest_context trained longer)
+        tag = WARMSTART_OF.get(variant)
         if tag is None:
-            tag = WARMSTART_OF.get(variant, variant)
-            if tag in warmstarts:  # WARMSTART_OF shares a warm start between two prompts: GRPO would start off-prompt
+            tag = _prompt_tag(warmstarts, cfg.prompt)
+            tag = variant if tag is None else tag
+        if tag in warmstarts:
+            if warmstarts[tag].prompt != cfg.prompt:  # a shared warm start of another prompt: GRPO would start off-prompt
                 sharers = sorted({tag, *(v for v, t in WARMSTART_OF.items() if t == tag)})
                 raise SystemExit(f"{train_dir / VARIANTS[variant]}: its prompt differs from that of the warm start "
                                  f"{tag!r}, which WARMSTART_OF shares between {sharers}")
+        else:
             warmstarts[tag] = warm_config(tag, cfg.prompt)
             prompts[f"zero_shot_{tag}"] = prompts[f"warmstart_{tag}"] = cfg.prompt
             tags[f"zero_shot_{tag}"] = tags[f"warmstart_{tag}"] = tag
@@ -189,6 +197,9 @@ def make_plan(dataset: Path, work: Path, *, variants: list[str], max_users: int 
     zero_shot = ws.profiler.model_copy(update={"lora": ws.profiler.lora.model_copy(update={"enabled": False})})
     return Plan(dataset=dataset, work=work, warmstarts=warmstarts, train=train, evaluate=ev, zero_shot=zero_shot,
                 prompts=prompts, budgets={n: warmstarts[t].selection.max_new_tokens for n, t in tags.items()},
+                warmstart_of={v: tags[f"blue_{v}"] for v in train},
+                dtypes={**{n: warmstarts[t].profiler.dtype for n, t in tags.items() if not n.startswith("blue_")},
+                        **{f"blue_{v}": c.profiler.dtype for v, c in train.items()}},
                 generation_batch_size=ws.selection.batch_size)
 
 
@@ -259,7 +270,7 @@ def stale_rows(plan: Plan, stored: dict[str, Path], prior: dict[str, Any]) -> di
         if made_with != train_digest(cfg):
             stale.setdefault(name, f"came from another training config ({made_with or 'not recorded'} ≠ "
                                    f"{train_digest(cfg)})")
-        elif _prompt_tag(plan.warmstarts, cfg.prompt) in remade_warm:
+        elif plan.warmstart_of[variant] in remade_warm:
             stale.setdefault(name, "were trained from a warm start that this run makes again")
     return stale
 
@@ -270,13 +281,16 @@ def _fingerprint(folder: Path) -> str:
     return f"{folder}:{weights.stat().st_mtime_ns if weights.exists() else 0}"
 
 
-def fresh_profiles(path: Path, profiler: Path | str, max_new_tokens: int | None = None) -> Path:
-    """``path``, emptied when its profiles came from another model or another generation budget (resume only what
-    this model wrote with this budget)."""
+def fresh_profiles(path: Path, profiler: Path | str, max_new_tokens: int | None = None,
+                   dtype: str = "float32") -> Path:
+    """``path``, emptied when its profiles came from another model, another generation budget or another dtype
+    (resume only what this model wrote with this budget in this precision)."""
     source = path.with_name(path.name + ".source")
     mark = _fingerprint(Path(profiler)) if Path(profiler).exists() else str(profiler)
     if max_new_tokens is not None:
         mark += f"|max_new_tokens={max_new_tokens}"
+    if dtype != "float32":  # float32 rows keep the marks they were written with
+        mark += f"|dtype={dtype}"
     if path.exists() and (not source.exists() or source.read_text() != mark):
         path.unlink()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -399,7 +413,7 @@ def run_plan(plan: Plan, say: Say = print, embedder: Any = None, reuse: Path | N
         say(f"no GRPO this run: leaving out {', '.join(f'blue_{v}' for v in to_train)}")
         plan, to_train = without_variants(plan, to_train), []
         ev = plan.evaluate
-    warm_needed = {_prompt_tag(plan.warmstarts, plan.train[v].prompt) for v in to_train} | {
+    warm_needed = {plan.warmstart_of[v] for v in to_train} | {
         t for t in plan.warmstarts if f"warmstart{_suffix(t)}" not in stored}
 
     warm: dict[str, Any] = {}
@@ -457,12 +471,13 @@ def run_plan(plan: Plan, say: Say = print, embedder: Any = None, reuse: Path | N
             continue
         model = models[name]
         t = time.perf_counter()
-        profiler = plan.zero_shot if model == plan.zero_shot.model else plan.zero_shot.model_copy(
-            update={"model": str(model)})
-        generate_profile_file(profiler, ds, "test", fresh_profiles(path, model, plan.budgets[name]),
+        profiler = plan.zero_shot.model_copy(update={"model": str(model),
+                                                     "dtype": plan.dtypes.get(name, plan.zero_shot.dtype)})
+        generate_profile_file(profiler, ds, "test", fresh_profiles(path, model, plan.budgets[name], profiler.dtype),
                               plan.prompts[name], plan.budgets[name], user_ids=users,
                               batch_size=plan.generation_batch_size)
         made[name] = {"model": str(model), "users": len(users), "max_new_tokens": plan.budgets[name],
+                      **({"dtype": profiler.dtype} if profiler.dtype != "float32" else {}),
                       "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
         say(f"    profiles {name}: {len(users)} users in {time.perf_counter() - t:.0f}s")
     summary = run.run_all(plan.work / "eval")

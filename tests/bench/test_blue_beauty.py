@@ -145,7 +145,8 @@ def test_plan_points_every_stage_at_one_dataset_and_work_folder(bench, tmp_path)
     assert ev.split == "test" and ev.max_users == 2000 and ev.intervals.references == bench.REFERENCES
     assert set(ev.profiles) == {"zero_shot", "warmstart", "zero_shot_context", "warmstart_context",
                                 "zero_shot_newest", "warmstart_newest", "zero_shot_newest_context",
-                                "warmstart_newest_context", *(f"blue_{v}" for v in bench.VARIANTS)}
+                                "warmstart_newest_context", "zero_shot_newest_context_long",
+                                "warmstart_newest_context_long", *(f"blue_{v}" for v in bench.VARIANTS)}
     # --skip-rows: a row left out is neither generated nor evaluated; GRPO rows and unknown names are refused
     lean = bench.without_rows(plan, ["zero_shot_newest_context"])
     assert set(lean.prompts) == set(lean.evaluate.profiles) == set(plan.prompts) - {"zero_shot_newest_context"}
@@ -359,3 +360,39 @@ def test_a_shared_warm_start_of_another_prompt_is_refused(bench, tmp_path, monke
     for order in (["context", "newest"], ["newest", "context"]):  # whichever variant plans the warm start first
         with pytest.raises(SystemExit, match=r"prompt differs .* shares between \['context', 'newest'\]"):
             bench.make_plan(tmp_path, tmp_path, variants=order, max_users=None)
+
+
+def test_two_warm_starts_of_one_prompt_stay_apart(bench, tmp_path):
+    # newest_context_long is newest_context's warm start trained longer, with the same prompt: WARMSTART_OF, not the
+    # prompt, says which one a variant starts from, whichever variant is planned first.
+    for order in (["newest_context_t07_histneg", "newest_context_long_t07_histneg"],
+                  ["newest_context_long_t07_histneg", "newest_context_t07_histneg"]):
+        plan = bench.make_plan(tmp_path, tmp_path, variants=order, max_users=None)
+        assert set(plan.warmstarts) == {"", "newest_context", "newest_context_long"}
+        short, long = plan.warmstarts["newest_context"], plan.warmstarts["newest_context_long"]
+        assert short.prompt == long.prompt and short.warmstart.max_steps < long.warmstart.max_steps
+        assert plan.warmstart_of == {"newest_context_t07_histneg": "newest_context",
+                                     "newest_context_long_t07_histneg": "newest_context_long"}
+        assert plan.train["newest_context_long_t07_histneg"].profiler.model == str(
+            tmp_path / "warmstart_newest_context_long" / "model")
+        assert plan.train["newest_context_t07_histneg"].profiler.model == str(
+            tmp_path / "warmstart_newest_context" / "model")
+
+
+def test_each_row_generates_in_the_dtype_of_its_own_config(bench, tmp_path):
+    plan = bench.make_plan(tmp_path, tmp_path, variants=["newest_context_t07_histneg",
+                                                         "newest_context_long_t07_histneg"], max_users=None)
+    assert plan.dtypes == {"zero_shot": "float32", "warmstart": "float32",
+                           "zero_shot_newest_context": "float32", "warmstart_newest_context": "float32",
+                           "blue_newest_context_t07_histneg": "float32",
+                           "zero_shot_newest_context_long": "bfloat16", "warmstart_newest_context_long": "bfloat16",
+                           "blue_newest_context_long_t07_histneg": "bfloat16"}
+    model = tmp_path / "m"
+    model.mkdir()
+    (model / "model.safetensors").write_bytes(b"weights")
+    path = bench.fresh_profiles(tmp_path / "p" / "x.test.jsonl", model, 64)
+    path.write_text('{"user_id": "u1", "profile": "float32"}\n')
+    assert bench.fresh_profiles(path, model, 64, "float32").exists()  # the mark float32 rows always had
+    assert not bench.fresh_profiles(path, model, 64, "bfloat16").exists()  # another precision: start over
+    path.write_text('{"user_id": "u1", "profile": "bfloat16"}\n')
+    assert bench.fresh_profiles(path, model, 64, "bfloat16").exists()
